@@ -1,0 +1,5 @@
+"""`python -m audiofx_cli` runs the CLI."""
+
+from audiofx_cli.cli.main import main
+
+main()

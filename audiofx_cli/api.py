@@ -1,0 +1,225 @@
+"""Python API: `load_chain` and `process_file`. The CLI is a thin layer over these."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from audiofx_cli.chain.build import build_chain
+from audiofx_cli.chain.spec import ChainSpec, check_rate, load_spec, spec_from_stages
+from audiofx_cli.device import resolve_device, resolve_dtype
+from audiofx_cli.errors import ChainSpecError, OutputExistsError, UsageError
+from audiofx_cli.io.audio import AtomicAudioWriter, AudioReader, output_format
+from audiofx_cli.stages.base import Chain
+from audiofx_cli.stream import run_chain
+
+DEFAULT_CHUNK_SECONDS = 10.0
+ChainLike = str | Path | ChainSpec | list[Any]
+
+
+def as_spec(chain: ChainLike) -> ChainSpec:
+    """A ChainSpec from a path, a preset name, a ChainSpec or a list of stages in YAML form."""
+    if isinstance(chain, ChainSpec):
+        return chain
+    if isinstance(chain, list):
+        return spec_from_stages(chain)
+    return load_spec(chain)
+
+
+def load_chain(
+    chain: ChainLike,
+    sample_rate: float,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Chain:
+    """Build a chain for a sample rate: an `nn.Sequential` usable in plain PyTorch code.
+
+    Args:
+        chain: path to a YAML file, a preset name ('vocal'), a ChainSpec, or a list of stages
+            as in YAML (``[{"highpass": {"cutoff_hz": 80}}, "dc_remove"]``).
+        sample_rate: of the audio it will process, in Hz.
+        device: where the coefficients live ('cpu', 'cuda', 'auto', or a torch.device).
+        dtype: processing dtype of parameters (designed coefficients stay float64).
+
+    Returns:
+        `Chain`: ``chain(x)`` filters a whole (..., channels, time) tensor; ``init_state`` /
+        ``step`` / ``flush`` stream it chunk by chunk with identical results.
+
+    Raises:
+        ChainSpecError, UsageError: invalid chain (message names file:line, stage and key).
+
+    Example:
+        >>> import torch, audiofx_cli
+        >>> chain = audiofx_cli.load_chain([{"highpass": {"cutoff_hz": 80}}], 48000)
+        >>> chain(torch.randn(2, 48000)).shape
+        torch.Size([2, 48000])
+    """
+    built = build_chain(as_spec(chain), sample_rate)
+    target = resolve_device(device) if isinstance(device, str) else device
+    return built.to(device=target, dtype=dtype)
+
+
+@dataclass
+class ProcessReport:
+    """What `process_file` did, for summaries and JSON reports."""
+
+    input: str
+    output: str
+    sample_rate: int
+    output_rate: float
+    channels: int
+    output_channels: int
+    frames: int
+    output_frames: int
+    duration_s: float
+    format: str
+    subtype: str
+    peak: float
+    clipped_samples: int
+    seconds: float
+    device: str
+
+    @property
+    def peak_dbfs(self) -> float:
+        return 20 * math.log10(self.peak) if self.peak > 0 else -math.inf
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.duration_s / self.seconds if self.seconds > 0 else math.inf
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "peak_dbfs": self.peak_dbfs}
+
+
+class _AudioSink:
+    """Adapts AtomicAudioWriter to the engine's Sink protocol (opened once the output shape is
+    known)."""
+
+    def __init__(self, path: Path, fmt: str, subtype: str, overwrite: bool) -> None:
+        self.path, self.fmt, self.subtype, self.overwrite = path, fmt, subtype, overwrite
+        self.writer: AtomicAudioWriter | None = None
+
+    def open(self, template: Tensor, sample_rate: float) -> None:
+        if not float(sample_rate).is_integer():
+            raise UsageError(f"{self.path}: output rate {sample_rate} Hz is not an integer")
+        self.writer = AtomicAudioWriter(self.path, int(sample_rate), template.shape[0], self.fmt,
+                                        self.subtype, overwrite=self.overwrite)
+
+    def write(self, y: Tensor) -> None:
+        assert self.writer is not None
+        self.writer.write(y.detach().to("cpu").numpy().T)
+
+
+def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
+    """Refuse output == input (always), an existing output (unless overwrite), a missing folder.
+
+    Raises:
+        OutputExistsError, UsageError
+    """
+    if output_path.exists():
+        if input_path.exists() and os.path.samefile(input_path, output_path):
+            raise OutputExistsError(f"{output_path}: output is the input file; refusing to "
+                                    "overwrite an input")
+        if output_path.is_dir():
+            raise UsageError(f"{output_path}: is a folder, not an output file")
+        if not overwrite:
+            raise OutputExistsError(f"{output_path}: exists (use --overwrite to replace it)")
+    elif input_path.resolve() == output_path.resolve():
+        raise OutputExistsError(f"{output_path}: output is the input file")
+    parent = output_path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{output_path}: output folder {parent} does not exist")
+
+
+def process_file(
+    input: str | Path,
+    output: str | Path,
+    chain: ChainLike,
+    *,
+    device: str = "auto",
+    precision: str = "float32",
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    subtype: str | None = None,
+    overwrite: bool = False,
+) -> ProcessReport:
+    """Run a chain over an audio file in chunks and write the result atomically.
+
+    Args:
+        input: audio file libsndfile can read (format from its header).
+        output: file to write; format from the extension (wav, flac, ogg, mp3, aiff, ...).
+        chain: path, preset name, ChainSpec or list of stages (see `load_chain`).
+        device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
+        precision: 'float32' | 'float64' processing.
+        chunk_seconds: chunk length; memory use is bounded by it, not by the file length.
+        subtype: output subtype (PCM_16, PCM_24, PCM_32, FLOAT, DOUBLE); default: the input's.
+        overwrite: replace an existing output.
+
+    Returns:
+        ProcessReport with frames, peak, clipped samples (integer PCM) and timing.
+
+    Raises:
+        UsageError (exit 2): bad chain, device, output path or format; nothing is written.
+        AudiofxError (exit 1): the input cannot be read or processing failed; no partial
+            output is left behind.
+
+    Example:
+        >>> report = process_file("speech.wav", "out.wav", "vocal")  # doctest: +SKIP
+        >>> report.clipped_samples                                   # doctest: +SKIP
+        0
+    """
+    input_path, output_path = Path(input), Path(output)
+    spec = as_spec(chain)
+    torch_device = resolve_device(device)
+    dtype = resolve_dtype(precision)
+    if chunk_seconds <= 0 or not math.isfinite(chunk_seconds):
+        raise UsageError(f"chunk length must be > 0 seconds, got {chunk_seconds}")
+    if not input_path.exists():
+        raise UsageError(f"{input_path}: no such file")
+    if input_path.is_dir():
+        raise UsageError(f"{input_path}: is a folder (give an audio file)")
+    fmt, out_subtype = output_format(output_path, None, subtype)  # extension check first
+    check_output_path(input_path, output_path, overwrite)
+    with AudioReader(input_path) as reader:
+        info = reader.info
+        fmt, out_subtype = output_format(output_path, info.subtype, subtype)
+        try:
+            check_rate(spec, info.sample_rate)
+        except ChainSpecError as exc:
+            exc.args = (f"{input_path} ({info.sample_rate} Hz): {exc}",)
+            raise
+        built = build_chain(spec, info.sample_rate).to(dtype=dtype)
+        chunk_frames = max(1, int(round(chunk_seconds * info.sample_rate)))
+        read_dtype = "float64" if dtype == torch.float64 else "float32"
+
+        def source() -> Iterator[np.ndarray]:  # each call is one pass over the file
+            reader.rewind()
+            return reader.blocks(chunk_frames, read_dtype)
+
+        sink = _AudioSink(output_path, fmt, out_subtype, overwrite)
+        try:
+            stats = run_chain(built, source, sink, channels=info.channels,
+                              total_frames=info.frames, device=torch_device, dtype=dtype,
+                              name=str(input_path))
+            assert sink.writer is not None
+            sink.writer.commit()
+        except BaseException:
+            if sink.writer is not None:
+                sink.writer.abort()
+            raise
+    writer = sink.writer
+    return ProcessReport(
+        input=str(input_path), output=str(output_path), sample_rate=info.sample_rate,
+        output_rate=stats.output_rate, channels=info.channels,
+        output_channels=stats.output_channels, frames=stats.frames_in,
+        output_frames=stats.frames_out, duration_s=info.duration_s, format=fmt,
+        subtype=out_subtype, peak=writer.peak, clipped_samples=writer.clipped,
+        seconds=stats.seconds, device=str(torch_device),
+    )

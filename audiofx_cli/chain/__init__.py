@@ -1,0 +1,1 @@
+"""Chain specs: parameter declarations, the stage registry, YAML parsing and building."""

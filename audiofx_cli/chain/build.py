@@ -1,0 +1,36 @@
+"""Validated spec + sample rate -> `Chain` (an nn.Sequential of stage modules). Imports torch."""
+
+from __future__ import annotations
+
+from audiofx_cli.chain.params import ParamError
+from audiofx_cli.chain.registry import load_impl
+from audiofx_cli.chain.spec import ChainSpec, StageSpec, check_rate
+from audiofx_cli.stages.base import Chain
+
+
+def build_chain(spec: ChainSpec | list[StageSpec], sample_rate: float) -> Chain:
+    """Build the stages of `spec` for `sample_rate` (rate-dependent checks included).
+
+    Raises:
+        ChainSpecError: a rate-dependent check or a stage's construction failed; the message
+            names the stage and key.
+    """
+    stages = spec.stages if isinstance(spec, ChainSpec) else spec
+    check_rate(stages, sample_rate)
+    modules = []
+    rate = float(sample_rate)
+    for stage in stages:
+        kwargs = dict(stage.params)
+        for param in stage.definition.params:
+            if param.kind == "branches":
+                kwargs[param.name] = [build_chain(branch, rate) for branch in kwargs[param.name]]
+        cls = load_impl(stage.definition)
+        try:
+            module = cls(sample_rate=rate, **kwargs)
+        except ParamError as exc:
+            raise stage.error(exc.key, exc.message) from None
+        except ValueError as exc:
+            raise stage.error(None, str(exc)) from None
+        modules.append(module)
+        rate = module.output_rate
+    return Chain(*modules, sample_rate=float(sample_rate))

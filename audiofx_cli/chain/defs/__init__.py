@@ -1,0 +1,1 @@
+"""Torch-free stage definitions, one module per family; `chain.registry` collects them."""

@@ -1,0 +1,347 @@
+"""Chain specs: YAML (safe loading only) -> validated `ChainSpec`, errors with file:line.
+
+    name: vocal                # optional
+    description: clean-up      # optional
+    stages:
+      - highpass: {cutoff_hz: 80, order: 2}
+      - dc_remove              # a bare name means default parameters
+
+Validation happens in two steps: `parse_spec` checks everything that does not depend on the
+sample rate (names, keys, types, static ranges); `check_rate` checks what does (Nyquist), once
+the input's rate is known. Torch is never imported here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audiofx_cli.chain.params import REQUIRED, ParamError, StageDef
+from audiofx_cli.chain.registry import get_stage, registry, suggest
+from audiofx_cli.errors import ChainSpecError, UsageError
+
+TOP_LEVEL_KEYS = ("name", "description", "stages")
+PRESET_SUFFIX = ".yaml"
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq",
+                                                   "map")}
+
+
+@dataclass
+class StageSpec:
+    """One validated stage: its name, full parameters (defaults filled) and where it came from."""
+
+    name: str
+    params: dict[str, Any]
+    label: str
+    source: str | None = None
+    line: int | None = None
+    column: int | None = None
+    key_marks: dict[str, tuple[int, int]] = field(default_factory=dict)
+    given: tuple[str, ...] = ()
+
+    @property
+    def definition(self) -> StageDef:
+        stage = get_stage(self.name)
+        assert stage is not None  # parse_spec only creates known stages
+        return stage
+
+    def error(self, key: str | None, message: str) -> ChainSpecError:
+        """A ChainSpecError located at `key` (or at the stage when key is None or unknown)."""
+        line, column = self.key_marks.get(key, (self.line, self.column)) if key else (
+            self.line, self.column
+        )
+        return ChainSpecError(
+            message, source=self.source, line=line, column=column, stage=self.label, key=key
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/JSON-able form: {name: params} with nested branches expanded."""
+        params: dict[str, Any] = {}
+        for key, value in self.params.items():
+            if key == "branches":
+                value = [[s.to_dict() for s in branch] for branch in value]
+            params[key] = value
+        return {self.name: params}
+
+
+@dataclass
+class ChainSpec:
+    """A parsed chain: stages in order plus optional name and description."""
+
+    stages: list[StageSpec]
+    name: str | None = None
+    description: str | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.name:
+            out["name"] = self.name
+        if self.description:
+            out["description"] = self.description
+        out["stages"] = [s.to_dict() for s in self.stages]
+        return out
+
+
+# ---------------------------------------------------------------------------- presets
+def presets_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob(f"*{PRESET_SUFFIX}"))
+
+
+def resolve_chain(chain: str | Path) -> tuple[Path, str]:
+    """Find a chain file: an existing path first, else a preset name. Returns (path, label)."""
+    path = Path(chain)
+    if path.is_file():
+        return path, str(chain)
+    text = str(chain)
+    if path.exists():
+        raise UsageError(f"chain {text} is not a file")
+    looks_like_path = path.suffix.lower() in (".yaml", ".yml") or "/" in text or "\\" in text
+    if not looks_like_path:
+        preset = presets_dir() / f"{text}{PRESET_SUFFIX}"
+        if preset.is_file():
+            return preset, f"preset:{text}"
+        raise UsageError(
+            f"no chain file or preset named '{text}'{suggest(text, preset_names())}; "
+            f"presets: {', '.join(preset_names())}"
+        )
+    raise UsageError(f"chain file not found: {text}")
+
+
+# ---------------------------------------------------------------------------- parsing
+class _Parser:
+    """Walks the composed YAML node tree, keeping marks for every key."""
+
+    def __init__(self, text: str, source: str, base_dir: Path) -> None:
+        self.text = text
+        self.source = source
+        self.base_dir = base_dir
+        self.loader = yaml.SafeLoader(text)
+
+    def fail(self, node: yaml.Node | None, message: str, **where: Any) -> ChainSpecError:
+        line, column = _mark(node)
+        return ChainSpecError(message, source=self.source, line=line, column=column, **where)
+
+    def value(self, node: yaml.Node) -> Any:
+        return self.loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.MappingNode, **where: Any) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        items, seen = [], set()
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            if not isinstance(key, str):
+                raise self.fail(key_node, f"keys must be strings, got {key!r}", **where)
+            if key in seen:
+                raise self.fail(key_node, f"duplicate key '{key}'", **where)
+            seen.add(key)
+            items.append((key, key_node, value_node))
+        return items
+
+    def parse(self) -> ChainSpec:
+        try:
+            root = self.loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            column = mark.column + 1 if mark else None
+            problem = exc.problem or exc.context or "invalid YAML"
+            raise ChainSpecError(f"invalid YAML: {problem}", source=self.source, line=line,
+                                 column=column) from None
+        except yaml.YAMLError as exc:
+            raise ChainSpecError(f"invalid YAML: {exc}", source=self.source) from None
+        if root is None:
+            raise ChainSpecError("the chain file is empty (expected 'stages:')", source=self.source)
+        self.check_tags(root)
+        name = description = None
+        if isinstance(root, yaml.SequenceNode):
+            stages_node: yaml.Node = root
+        elif isinstance(root, yaml.MappingNode):
+            found: dict[str, yaml.Node] = {}
+            for key, key_node, value_node in self.mapping(root):
+                if key not in TOP_LEVEL_KEYS:
+                    hint = suggest(key, list(TOP_LEVEL_KEYS))
+                    raise self.fail(
+                        key_node, f"unknown top-level key '{key}'{hint}; allowed: "
+                        + ", ".join(TOP_LEVEL_KEYS)
+                    )
+                found[key] = value_node
+            if "stages" not in found:
+                raise self.fail(root, "missing 'stages:' (a list of stages)")
+            stages_node = found["stages"]
+            for key in ("name", "description"):
+                if key in found:
+                    value = self.value(found[key])
+                    if value is not None and not isinstance(value, (str, int, float)):
+                        raise self.fail(found[key], f"'{key}' must be text")
+                    if key == "name":
+                        name = None if value is None else str(value)
+                    else:
+                        description = None if value is None else str(value)
+        else:
+            raise self.fail(root, "a chain must be a mapping with 'stages:' (or a list of stages)")
+        stages = self.stage_list(stages_node, prefix="")
+        return ChainSpec(stages=stages, name=name, description=description, source=self.source)
+
+    def check_tags(self, node: yaml.Node) -> None:
+        """Only plain YAML types: no !!python/... or custom tags, ever."""
+        if node.tag not in _PLAIN_TAGS:
+            raise self.fail(node, f"YAML tag {node.tag} is not allowed in a chain file")
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                self.check_tags(child)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self.check_tags(key)
+                self.check_tags(value)
+
+    def stage_list(self, node: yaml.Node, prefix: str) -> list[StageSpec]:
+        if isinstance(node, yaml.ScalarNode) and self.value(node) is None:
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{prefix or 'stages'} must be a list of stages")
+        return [self.stage(item, f"{prefix}stage {i}") for i, item in enumerate(node.value, 1)]
+
+    def stage(self, node: yaml.Node, label: str) -> StageSpec:
+        params_node: yaml.Node | None = None
+        if isinstance(node, yaml.ScalarNode):
+            name = self.value(node)
+            name_node = node
+        elif isinstance(node, yaml.MappingNode) and len(node.value) == 1:
+            name_node, params_node = node.value[0]
+            name = self.value(name_node)
+        else:
+            raise self.fail(
+                node, f"{label}: each stage is 'name' or a one-key mapping 'name: {{params}}'"
+            )
+        if not isinstance(name, str):
+            raise self.fail(name_node, f"{label}: stage name must be text, got {name!r}")
+        stage_def = get_stage(name)
+        if stage_def is None:
+            raise self.fail(
+                name_node, f"unknown stage '{name}'{suggest(name)}; `audiofx stages` lists them",
+                stage=label,
+            )
+        label = f"{label} '{name}'"
+        line, column = _mark(name_node)
+        spec = StageSpec(name, {}, label, self.source, line, column)
+        raw: dict[str, tuple[Any, yaml.Node]] = {}
+        if params_node is not None and not (
+            isinstance(params_node, yaml.ScalarNode) and self.value(params_node) is None
+        ):
+            if not isinstance(params_node, yaml.MappingNode):
+                raise spec.error(None, "parameters must be a mapping {key: value}")
+            for key, key_node, value_node in self.mapping(params_node, stage=label):
+                spec.key_marks[key] = _mark(key_node)
+                if stage_def.param(key) is None:
+                    allowed = ", ".join(p.name for p in stage_def.params)
+                    hint = suggest(key, [p.name for p in stage_def.params])
+                    raise spec.error(key, f"unknown key{hint}; '{name}' takes: {allowed}")
+                raw[key] = (None, value_node)
+        spec.given = tuple(raw)
+        for param in stage_def.params:
+            if param.name not in raw:
+                if param.default is REQUIRED:
+                    raise spec.error(None, f"missing required key '{param.name}' "
+                                           f"({param.doc}{', ' + param.unit if param.unit else ''})")
+                spec.params[param.name] = copy.deepcopy(param.default)
+                continue
+            value_node = raw[param.name][1]
+            if param.kind == "branches":
+                spec.params[param.name] = self.branches(value_node, spec)
+                continue
+            try:
+                value = param.coerce(self.value(value_node))
+            except ParamError as exc:
+                raise spec.error(param.name, exc.message) from None
+            if param.kind == "path" and value is not None:
+                value = str((self.base_dir / value).resolve()) if not Path(value).is_absolute() \
+                    else value
+            spec.params[param.name] = value
+        try:
+            stage_def.check(spec.params, None)
+        except ParamError as exc:
+            raise spec.error(exc.key, exc.message) from None
+        return spec
+
+    def branches(self, node: yaml.Node, parent: StageSpec) -> list[list[StageSpec]]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise parent.error("branches", "expected a non-empty list of stage lists")
+        out = []
+        for i, branch in enumerate(node.value, 1):
+            if not isinstance(branch, yaml.SequenceNode):
+                raise self.fail(branch, f"{parent.label}: branch {i} must be a list of stages")
+            out.append(self.stage_list(branch, prefix=f"{parent.label} > branch {i} > "))
+        return out
+
+
+def _mark(node: yaml.Node | None) -> tuple[int | None, int | None]:
+    if node is None:
+        return None, None
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def parse_spec(text: str, source: str = "<chain>", base_dir: Path | None = None) -> ChainSpec:
+    """Parse and validate YAML text (everything but rate-dependent checks).
+
+    Raises:
+        ChainSpecError: with source:line:column, stage and key.
+    """
+    return _Parser(text, source, base_dir or Path.cwd()).parse()
+
+
+def load_spec(chain: str | Path) -> ChainSpec:
+    """Load a chain by path or preset name and validate it (except rate-dependent checks).
+
+    Example:
+        >>> spec = load_spec("vocal")
+        >>> [s.name for s in spec.stages][:2]
+        ['highpass', 'peaking']
+    """
+    path, label = resolve_chain(chain)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read chain {label}: {exc}") from None
+    return parse_spec(text, source=label, base_dir=path.resolve().parent)
+
+
+def spec_from_stages(stages: list[Any], name: str | None = None) -> ChainSpec:
+    """Build a validated spec from Python objects in the YAML form, e.g.
+    ``[{"highpass": {"cutoff_hz": 80}}, "dc_remove"]``."""
+    text = yaml.safe_dump({"name": name, "stages": stages}, sort_keys=False)
+    return parse_spec(text, source="<python>")
+
+
+def check_rate(spec: ChainSpec | list[StageSpec], sample_rate: float) -> float:
+    """Rate-dependent validation (Nyquist and per-stage checks). Returns the output rate.
+
+    Raises:
+        ChainSpecError: naming the stage, key and the rate.
+    """
+    stages = spec.stages if isinstance(spec, ChainSpec) else spec
+    rate = float(sample_rate)
+    for stage in stages:
+        stage_def = stage.definition
+        try:
+            for param in stage_def.params:
+                param.check_nyquist(stage.params[param.name], rate)
+            stage_def.check(stage.params, rate)
+        except ParamError as exc:
+            raise stage.error(exc.key, exc.message) from None
+        for branch in stage.params.get("branches") or []:
+            if stage_def.param("branches") is not None:
+                check_rate(branch, rate)
+        rate = stage_def.output_rate(stage.params, rate)
+    return rate
+
+
+def all_stage_names() -> list[str]:
+    return list(registry())

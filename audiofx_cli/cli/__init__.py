@@ -1,0 +1,1 @@
+"""Command-line interface (Typer): one file per command, torch imported lazily."""

@@ -1,0 +1,44 @@
+"""Shared CLI helpers: error reporting and exit codes (0 ok, 1 failed, 2 usage/chain)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from audiofx_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, AudiofxError
+
+DEBUG_HELP = "show a traceback on errors"
+
+
+def error(message: str) -> None:
+    typer.echo(f"audiofx: error: {message}", err=True)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"audiofx: warning: {message}", err=True)
+
+
+@contextmanager
+def exit_on_error(debug: bool = False) -> Iterator[None]:
+    """Turn audiofx errors into one line on stderr and the documented exit code."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except AudiofxError as exc:
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        error(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        error("interrupted; no partial output was left")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
+        raise typer.Exit(EXIT_FAILED) from None

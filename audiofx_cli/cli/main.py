@@ -1,0 +1,45 @@
+"""The `audiofx` command: a Typer app joining one file per command. No torch import here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from audiofx_cli import __version__
+from audiofx_cli.cli.process import process
+from audiofx_cli.cli.stages import stages
+from audiofx_cli.cli.validate import validate
+
+app = typer.Typer(
+    name="audiofx",
+    help="Batch audio processing on PyTorch: YAML chains of filters and effects, streamed in "
+    "bounded memory.\n\nExit codes: 0 success, 1 processing failed, 2 usage or chain error.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"audiofx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Batch audio processing on PyTorch."""
+
+
+app.command()(process)
+app.command()(validate)
+app.command()(stages)
+
+
+def main() -> None:
+    app()

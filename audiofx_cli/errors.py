@@ -1,0 +1,86 @@
+"""One small exception hierarchy; the CLI maps each class to an exit code.
+
+Exit codes: 0 success, 1 processing failed, 2 usage or chain-spec error.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class AudiofxError(Exception):
+    """Base class of every error audiofx raises on purpose. Processing failed: exit 1."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(AudiofxError):
+    """The command line asks for something impossible (exit 2, nothing touched)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ChainSpecError(UsageError):
+    """A chain spec is invalid. The message names file:line, stage and key."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        stage: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.source = source
+        self.line = line
+        self.column = column
+        self.stage = stage
+        self.key = key
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.source is not None:
+            where = self.source
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            where += ": "
+        what = ""
+        if self.stage is not None:
+            what = self.stage
+            if self.key is not None:
+                what += f": key '{self.key}'"
+            what += ": "
+        return f"{where}{what}{self.reason}"
+
+
+class DeviceError(UsageError):
+    """The requested device does not exist on this machine."""
+
+
+class OutputExistsError(UsageError):
+    """The output path exists (or is the input) and overwriting was not allowed."""
+
+
+class AudioFormatError(UsageError):
+    """An output format or subtype that libsndfile cannot write."""
+
+
+class AudioReadError(AudiofxError):
+    """An input file could not be opened or decoded."""
+
+
+class AudioWriteError(AudiofxError):
+    """An output file could not be written."""
+
+
+class ProcessingError(AudiofxError):
+    """Processing produced something unusable (for instance NaN or Inf samples)."""

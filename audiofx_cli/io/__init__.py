@@ -1,0 +1,1 @@
+"""File I/O: audio through soundfile/libsndfile, atomic writes."""

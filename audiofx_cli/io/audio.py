@@ -1,0 +1,246 @@
+"""Audio files through libsndfile (soundfile): block reading, format choice, atomic writing.
+
+Integer PCM is quantised here, not by libsndfile: samples are scaled by 2^(bits-1), rounded,
+clipped to the format's range and counted, so float -> PCM -> float round-trips exactly and
+clipping is reported instead of wrapping around.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audiofx_cli.errors import AudioFormatError, AudioReadError, AudioWriteError
+
+EXTENSION_FORMATS = {
+    ".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG", ".mp3": "MP3",
+    ".aif": "AIFF", ".aiff": "AIFF", ".w64": "W64", ".rf64": "RF64", ".caf": "CAF",
+}
+INT_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+LOSSY_SUBTYPES = {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"}
+SUBTYPE_CHOICES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+_CODEC_DEFAULTS = {"OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What libsndfile says about a file."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    prefix = "Error opening "
+    if text.startswith(prefix) and ": " in text:  # soundfile repeats the path; keep the reason
+        text = text.split(": ", 1)[1]
+    return text or type(exc).__name__
+
+
+class AudioReader:
+    """Open an audio file for block reading (format detected from the header, not the name).
+
+    Raises:
+        AudioReadError: the file cannot be opened or decoded.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self._file = sf.SoundFile(self.path, "r")
+        except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as exc:
+            raise AudioReadError(f"{self.path}: cannot read audio: {_reason(exc)}") from None
+        f = self._file
+        self.info = AudioInfo(self.path, f.samplerate, f.channels, f.frames, f.format, f.subtype)
+
+    def blocks(self, frames: int, dtype: str = "float32") -> Iterator[np.ndarray]:
+        """Yield (frames, channels) arrays until the end of the file."""
+        while True:
+            try:
+                block = self._file.read(frames, dtype=dtype, always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioReadError(f"{self.path}: read failed: {_reason(exc)}") from None
+            if block.shape[0] == 0:
+                return
+            yield block
+
+    def rewind(self) -> None:
+        """Back to the first frame (for a second pass over the file)."""
+        self._file.seek(0)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def output_format(path: str | Path, input_subtype: str | None, subtype: str | None) -> tuple[str, str]:
+    """(format, subtype) for an output path: format from the extension, subtype as asked, else
+    the input's when the format can hold it, else the format's sensible default.
+
+    Raises:
+        AudioFormatError: unknown extension, format not available, or subtype not writable.
+    """
+    ext = Path(path).suffix.lower()
+    fmt = EXTENSION_FORMATS.get(ext)
+    if fmt is None:
+        known = ", ".join(sorted({e.lstrip('.') for e in EXTENSION_FORMATS}))
+        raise AudioFormatError(f"{path}: unknown output extension '{ext or '(none)'}'; use one "
+                               f"of {known}")
+    if fmt not in sf.available_formats():
+        raise AudioFormatError(f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot "
+                               f"write {fmt}")
+    if subtype is not None:
+        subtype = subtype.upper()
+        if not sf.check_format(fmt, subtype):
+            allowed = ", ".join(s for s in SUBTYPE_CHOICES if sf.check_format(fmt, s)) or (
+                "its codec only")
+            raise AudioFormatError(f"{path}: {fmt} cannot hold subtype {subtype} (allowed: "
+                                   f"{allowed})")
+        return fmt, subtype
+    if fmt in _CODEC_DEFAULTS:
+        return fmt, _CODEC_DEFAULTS[fmt]
+    if input_subtype and input_subtype not in LOSSY_SUBTYPES and sf.check_format(fmt, input_subtype):
+        return fmt, input_subtype
+    if fmt == "FLAC":
+        bits = INT_BITS.get(input_subtype or "", 32)
+        return fmt, "PCM_16" if bits <= 16 else "PCM_24"
+    return fmt, "PCM_16" if sf.check_format(fmt, "PCM_16") else sf.default_subtype(fmt)
+
+
+def quantize(block: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
+    """Float samples -> integers as libsndfile expects them (int16 container up to 16 bits,
+    left-justified int32 above). Returns (ints, number of clipped samples)."""
+    scale = float(1 << (bits - 1))
+    q = np.rint(np.asarray(block, dtype=np.float64) * scale)
+    lo, hi = -scale, scale - 1
+    clipped = int(np.count_nonzero((q < lo) | (q > hi)))
+    np.clip(q, lo, hi, out=q)
+    if bits <= 16:
+        return (q * (1 << (16 - bits))).astype(np.int16), clipped
+    return (q * (1 << (32 - bits))).astype(np.int32), clipped
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class AtomicAudioWriter:
+    """Write audio to a temporary file beside `path`; rename it into place on `commit`.
+
+    An error, Ctrl-C or `abort` removes the temporary file: no partial output is ever left.
+    Without `overwrite`, an existing target is never replaced (checked again at commit).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        sample_rate: int,
+        channels: int,
+        format: str,
+        subtype: str,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.format, self.subtype = format, subtype
+        self.overwrite = overwrite
+        self.bits = INT_BITS.get(subtype)
+        self.clipped = 0
+        self.peak = 0.0
+        self.frames = 0
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".audiofx-tmp", dir=self.path.parent or "."
+        )
+        os.close(fd)
+        self.tmp = Path(tmp)
+        try:
+            self._file = sf.SoundFile(tmp, "w", int(sample_rate), channels, subtype, format=format)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise AudioWriteError(f"{self.path}: cannot write {format}/{subtype}: "
+                                  f"{_reason(exc)}") from None
+
+    def write(self, block: np.ndarray) -> None:
+        """Append (frames, channels) float samples."""
+        if block.shape[0] == 0:
+            return
+        block = np.ascontiguousarray(block)
+        self.peak = max(self.peak, float(np.max(np.abs(block))))
+        if self.bits is not None:
+            data, clipped = quantize(block, self.bits)
+            self.clipped += clipped
+        elif self.subtype in ("FLOAT", "DOUBLE"):
+            data = block
+        else:  # codecs (vorbis, mp3, ulaw, ...) take floats in [-1, 1]
+            self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+            data = np.clip(block, -1.0, 1.0)
+        try:
+            self._file.write(data)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise AudioWriteError(f"{self.path}: write failed: {_reason(exc)}") from None
+        self.frames += block.shape[0]
+
+    def commit(self) -> None:
+        try:
+            self._file.close()
+            with open(self.tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            if self.overwrite:
+                os.replace(self.tmp, self.path)
+            else:
+                try:
+                    os.link(self.tmp, self.path)  # atomic, fails if the target appeared
+                except FileExistsError:
+                    raise AudioWriteError(f"{self.path}: appeared while processing; not "
+                                          "overwritten (use --overwrite)") from None
+                except OSError:  # no hard links here: re-check, then rename
+                    if self.path.exists():
+                        raise AudioWriteError(f"{self.path}: exists; not overwritten") from None
+                    os.replace(self.tmp, self.path)
+                self.tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            self.abort()
+            raise AudioWriteError(f"{self.path}: cannot finish writing: {exc.strerror or exc}") \
+                from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        try:
+            if not self._file.closed:
+                self._file.close()
+        except Exception:
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicAudioWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()

@@ -1,0 +1,1 @@
+"""nn.Module stages, thin wrappers over `audiofx_cli.dsp`, one file per family."""

@@ -1,0 +1,165 @@
+"""The stage contract: every stage is an nn.Module that can also stream with explicit state.
+
+    y = stage(x)                          # whole signal, zero initial state
+    state = stage.init_state(x[..., :0])  # or None: step() initialises on first use
+    y1, state = stage.step(x1, state)     # chunk by chunk, any chunk sizes
+    y2, state = stage.step(x2, state)
+    tail = stage.flush(state)             # what latency held back (None when nothing)
+
+Invariant (tested for every registered stage): cat(y1, y2, ..., tail) == stage(cat(x1, x2, ...)).
+Signals are (..., channels, time). A stage with latency (a linear-phase FIR with delay
+compensation) holds back its first samples and returns them in `flush`, so its output is
+aligned with the input and has the same length.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+State = Any
+
+
+class Stage(nn.Module):
+    """Base class of audiofx stages.
+
+    Subclasses implement `step` (and `init_state` / `flush` when they keep state or latency).
+    Buffers named in `float64_buffers` stay float64 through `.to(dtype)`: designed coefficients
+    keep their precision whatever the processing dtype.
+    """
+
+    stage_name: ClassVar[str] = ""
+    float64_buffers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, sample_rate: float, **params: Any) -> None:
+        super().__init__()
+        self.sample_rate = float(sample_rate)
+        self.params = params
+
+    # ----------------------------------------------------------------- streaming contract
+    def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
+        """Fresh state for a stream whose chunks look like `x` (only shape/dtype/device used).
+
+        `total_frames` is the stream's length at this stage's input when known.
+        """
+        return None
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """Process one chunk. `state` None means a fresh stream."""
+        raise NotImplementedError
+
+    def flush(self, state: State) -> Tensor | None:
+        """End of stream: samples still held back (latency), or None."""
+        return None
+
+    @property
+    def output_rate(self) -> float:
+        """Sample rate of the output (differs from `sample_rate` only for resampling stages)."""
+        return self.sample_rate
+
+    def output_frames(self, frames: int | None) -> int | None:
+        """Output length for an input of `frames` samples (None when unknown)."""
+        return frames
+
+    def forward(self, x: Tensor) -> Tensor:
+        state = self.init_state(x, x.shape[-1])
+        y, state = self.step(x, state)
+        tail = self.flush(state)
+        return y if tail is None else torch.cat([y, tail], dim=-1)
+
+    # ----------------------------------------------------------------- plumbing
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
+        keep = {name: self._buffers[name] for name in self.float64_buffers
+                if self._buffers.get(name) is not None}
+        result = super()._apply(fn, recurse)
+        for name, original in keep.items():
+            moved = self._buffers[name]
+            self._buffers[name] = original.to(device=moved.device, dtype=torch.float64)
+        return result
+
+    def extra_repr(self) -> str:
+        from audiofx_cli.chain.registry import get_stage
+
+        stage_def = get_stage(self.stage_name)
+        shown = []
+        for key, value in self.params.items():
+            param = stage_def.param(key) if stage_def else None
+            if param is not None and not param.required and param.default == value:
+                continue
+            shown.append(f"{key}={value!r}")
+        return ", ".join(shown)
+
+
+def step_module(module: nn.Module, x: Tensor, state: State) -> tuple[Tensor, State]:
+    """`step` for any module: Stages stream with state, plain modules are applied per chunk."""
+    if isinstance(module, (Stage, Chain)):
+        return module.step(x, state)
+    return module(x), None
+
+
+def flush_module(module: nn.Module, state: State) -> Tensor | None:
+    if isinstance(module, (Stage, Chain)):
+        return module.flush(state)
+    return None
+
+
+class Chain(nn.Sequential):
+    """An nn.Sequential of stages that also streams: `init_state` / `step` / `flush`.
+
+    `forward(x)` processes a whole signal; `step` over chunks then `flush` gives the same.
+    """
+
+    def __init__(self, *stages: nn.Module, sample_rate: float | None = None) -> None:
+        super().__init__(*stages)
+        self.sample_rate = sample_rate
+
+    @property
+    def output_rate(self) -> float | None:
+        rate = self.sample_rate
+        for stage in self:
+            rate = getattr(stage, "output_rate", rate)
+        return rate
+
+    def init_state(self, x: Tensor, total_frames: int | None = None) -> list[State]:
+        """States for every stage; `x` is a template chunk (its time length is ignored)."""
+        states: list[State] = []
+        x = x[..., :0]
+        for stage in self:
+            state = stage.init_state(x, total_frames) if isinstance(stage, (Stage, Chain)) else None
+            x, state = step_module(stage, x, state)
+            states.append(state)
+            if isinstance(stage, Stage):
+                total_frames = stage.output_frames(total_frames)
+        return states
+
+    def step(self, x: Tensor, state: list[State] | None) -> tuple[Tensor, list[State]]:
+        if state is None:
+            state = self.init_state(x)
+        new_state = []
+        for stage, s in zip(self, state, strict=True):
+            x, s = step_module(stage, x, s)
+            new_state.append(s)
+        return x, new_state
+
+    def flush(self, state: list[State]) -> Tensor | None:
+        """Flush each stage in turn and push its tail through the stages after it."""
+        outputs: list[Tensor] = []
+        stages = list(self)
+        for i, stage in enumerate(stages):
+            tail = flush_module(stage, state[i])
+            if tail is None:
+                continue
+            for j in range(i + 1, len(stages)):
+                tail, state[j] = step_module(stages[j], tail, state[j])
+            outputs.append(tail)
+        if not outputs:
+            return None
+        return torch.cat(outputs, dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        state = self.init_state(x, x.shape[-1])
+        y, state = self.step(x, state)
+        tail = self.flush(state)
+        return y if tail is None else torch.cat([y, tail], dim=-1)

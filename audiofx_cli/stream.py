@@ -1,0 +1,123 @@
+"""The chunked engine: blocks from a source -> stateful chain -> a sink, in bounded memory.
+
+Only one chunk (plus each stage's small state) is alive at a time. Stages that need the whole
+signal first (`needs_analysis = True`, e.g. loudness normalisation) get an analysis pass over
+the stream before the processing pass: the engine runs the stages before them over the source,
+hands every output chunk to `stage.analyze`, then calls `stage.finish_analysis`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from audiofx_cli.errors import ProcessingError, UsageError
+from audiofx_cli.stages.base import Chain
+
+BlockSource = Callable[[], Iterator[np.ndarray]]  # opens a fresh pass: (frames, channels) blocks
+
+
+class Sink(Protocol):
+    """Where processed chunks go. `open` gets an empty output template and the output rate."""
+
+    def open(self, template: Tensor, sample_rate: float) -> None: ...
+
+    def write(self, y: Tensor) -> None: ...
+
+
+@dataclass
+class StreamStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    output_channels: int = 0
+    output_rate: float = 0.0
+    seconds: float = 0.0
+
+
+def _to_tensor(block: np.ndarray, device: torch.device, dtype: torch.dtype, name: str,
+               frame_offset: int) -> Tensor:
+    if not np.all(np.isfinite(block)):
+        bad = int(np.argmax(~np.all(np.isfinite(block), axis=1)))
+        raise ProcessingError(f"{name}: input holds NaN or Inf samples (first at frame "
+                              f"{frame_offset + bad})")
+    return torch.from_numpy(block).to(device=device, dtype=dtype).T.contiguous()
+
+
+def _check_output(y: Tensor, name: str, frames_out: int) -> None:
+    if y.numel() and not bool(torch.isfinite(y).all()):
+        raise ProcessingError(f"{name}: the chain produced NaN or Inf samples (near output "
+                              f"frame {frames_out}); nothing was written")
+
+
+def _analysis_passes(chain: Chain, source: BlockSource, template: Tensor, total: int | None,
+                     device: torch.device, dtype: torch.dtype, name: str) -> None:
+    stages = list(chain)
+    for k, stage in enumerate(stages):
+        if not getattr(stage, "needs_analysis", False):
+            continue
+        prefix = Chain(*stages[:k])
+        state = prefix.init_state(template, total)
+        head, state = prefix.step(template, state)
+        analysis = stage.init_analysis(head, total)
+        offset = 0
+        for block in source():
+            x = _to_tensor(block, device, dtype, name, offset)
+            offset += block.shape[0]
+            y, state = prefix.step(x, state)
+            analysis = stage.analyze(y, analysis)
+        tail = prefix.flush(state)
+        if tail is not None:
+            analysis = stage.analyze(tail, analysis)
+        stage.finish_analysis(analysis)
+
+
+def run_chain(
+    chain: Chain,
+    source: BlockSource,
+    sink: Sink,
+    *,
+    channels: int,
+    total_frames: int | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    name: str = "<stream>",
+) -> StreamStats:
+    """Stream every block of `source` through `chain` into `sink`.
+
+    Raises:
+        ProcessingError: NaN/Inf in the input or produced by the chain.
+    """
+    start = time.perf_counter()
+    stats = StreamStats()
+    template = torch.zeros((channels, 0), device=device, dtype=dtype)
+    chain = chain.to(device)
+    with torch.no_grad():
+        _analysis_passes(chain, source, template, total_frames, device, dtype, name)
+        state = chain.init_state(template, total_frames)
+        head, state = chain.step(template, state)
+        if head.dim() != 2:
+            raise UsageError(f"{name}: the chain outputs features of shape "
+                             f"{tuple(head.shape)}, not audio; write them to a feature file")
+        stats.output_channels = head.shape[0]
+        stats.output_rate = float(chain.output_rate or 0.0)
+        sink.open(head, stats.output_rate)
+        for block in source():
+            x = _to_tensor(block, device, dtype, name, stats.frames_in)
+            stats.frames_in += block.shape[0]
+            y, state = chain.step(x, state)
+            _check_output(y, name, stats.frames_out)
+            sink.write(y)
+            stats.frames_out += y.shape[-1]
+        tail = chain.flush(state)
+        if tail is not None:
+            _check_output(tail, name, stats.frames_out)
+            sink.write(tail)
+            stats.frames_out += tail.shape[-1]
+    stats.seconds = time.perf_counter() - start
+    return stats
