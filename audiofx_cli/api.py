@@ -110,8 +110,14 @@ class _AudioSink:
     def open(self, template: Tensor, sample_rate: float) -> None:
         if not float(sample_rate).is_integer():
             raise UsageError(f"{self.path}: output rate {sample_rate} Hz is not an integer")
-        self.writer = AtomicAudioWriter(self.path, int(sample_rate), template.shape[0], self.fmt,
-                                        self.subtype, overwrite=self.overwrite)
+        self.writer = AtomicAudioWriter(
+            self.path,
+            int(sample_rate),
+            template.shape[0],
+            self.fmt,
+            self.subtype,
+            overwrite=self.overwrite,
+        )
 
     def write(self, y: Tensor) -> None:
         assert self.writer is not None
@@ -126,8 +132,9 @@ def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> N
     """
     if output_path.exists():
         if input_path.exists() and os.path.samefile(input_path, output_path):
-            raise OutputExistsError(f"{output_path}: output is the input file; refusing to "
-                                    "overwrite an input")
+            raise OutputExistsError(
+                f"{output_path}: output is the input file; refusing to overwrite an input"
+            )
         if output_path.is_dir():
             raise UsageError(f"{output_path}: is a folder, not an output file")
         if not overwrite:
@@ -205,9 +212,16 @@ def process_file(
 
         sink = _AudioSink(output_path, fmt, out_subtype, overwrite)
         try:
-            stats = run_chain(built, source, sink, channels=info.channels,
-                              total_frames=info.frames, device=torch_device, dtype=dtype,
-                              name=str(input_path))
+            stats = run_chain(
+                built,
+                source,
+                sink,
+                channels=info.channels,
+                total_frames=info.frames,
+                device=torch_device,
+                dtype=dtype,
+                name=str(input_path),
+            )
             assert sink.writer is not None
             sink.writer.commit()
         except BaseException:
@@ -216,10 +230,19 @@ def process_file(
             raise
     writer = sink.writer
     return ProcessReport(
-        input=str(input_path), output=str(output_path), sample_rate=info.sample_rate,
-        output_rate=stats.output_rate, channels=info.channels,
-        output_channels=stats.output_channels, frames=stats.frames_in,
-        output_frames=stats.frames_out, duration_s=info.duration_s, format=fmt,
-        subtype=out_subtype, peak=writer.peak, clipped_samples=writer.clipped,
-        seconds=stats.seconds, device=str(torch_device),
+        input=str(input_path),
+        output=str(output_path),
+        sample_rate=info.sample_rate,
+        output_rate=stats.output_rate,
+        channels=info.channels,
+        output_channels=stats.output_channels,
+        frames=stats.frames_in,
+        output_frames=stats.frames_out,
+        duration_s=info.duration_s,
+        format=fmt,
+        subtype=out_subtype,
+        peak=writer.peak,
+        clipped_samples=writer.clipped,
+        seconds=stats.seconds,
+        device=str(torch_device),
     )

@@ -35,8 +35,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise DeviceError(f"device '{name}' asked for, but CUDA is not available on this machine "
-                          "(use --device cpu or auto)")
+        raise DeviceError(
+            f"device '{name}' asked for, but CUDA is not available on this machine "
+            "(use --device cpu or auto)"
+        )
     device = torch.device(name)
     count = torch.cuda.device_count()
     if device.index is not None and device.index >= count:

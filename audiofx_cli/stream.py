@@ -40,23 +40,34 @@ class StreamStats:
     seconds: float = 0.0
 
 
-def _to_tensor(block: np.ndarray, device: torch.device, dtype: torch.dtype, name: str,
-               frame_offset: int) -> Tensor:
+def _to_tensor(
+    block: np.ndarray, device: torch.device, dtype: torch.dtype, name: str, frame_offset: int
+) -> Tensor:
     if not np.all(np.isfinite(block)):
         bad = int(np.argmax(~np.all(np.isfinite(block), axis=1)))
-        raise ProcessingError(f"{name}: input holds NaN or Inf samples (first at frame "
-                              f"{frame_offset + bad})")
+        raise ProcessingError(
+            f"{name}: input holds NaN or Inf samples (first at frame {frame_offset + bad})"
+        )
     return torch.from_numpy(block).to(device=device, dtype=dtype).T.contiguous()
 
 
 def _check_output(y: Tensor, name: str, frames_out: int) -> None:
     if y.numel() and not bool(torch.isfinite(y).all()):
-        raise ProcessingError(f"{name}: the chain produced NaN or Inf samples (near output "
-                              f"frame {frames_out}); nothing was written")
+        raise ProcessingError(
+            f"{name}: the chain produced NaN or Inf samples (near output "
+            f"frame {frames_out}); nothing was written"
+        )
 
 
-def _analysis_passes(chain: Chain, source: BlockSource, template: Tensor, total: int | None,
-                     device: torch.device, dtype: torch.dtype, name: str) -> None:
+def _analysis_passes(
+    chain: Chain,
+    source: BlockSource,
+    template: Tensor,
+    total: int | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    name: str,
+) -> None:
     stages = list(chain)
     for k, stage in enumerate(stages):
         if not getattr(stage, "needs_analysis", False):
@@ -102,8 +113,10 @@ def run_chain(
         state = chain.init_state(template, total_frames)
         head, state = chain.step(template, state)
         if head.dim() != 2:
-            raise UsageError(f"{name}: the chain outputs features of shape "
-                             f"{tuple(head.shape)}, not audio; write them to a feature file")
+            raise UsageError(
+                f"{name}: the chain outputs features of shape "
+                f"{tuple(head.shape)}, not audio; write them to a feature file"
+            )
         stats.output_channels = head.shape[0]
         stats.output_rate = float(chain.output_rate or 0.0)
         sink.open(head, stats.output_rate)

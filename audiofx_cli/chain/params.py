@@ -27,7 +27,9 @@ def _fmt(value: float) -> str:
     """Short number formatting for messages: 80, 0.7071, 1e-05."""
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+    if isinstance(value, int) or (
+        isinstance(value, float) and value.is_integer() and abs(value) < 1e15
+    ):
         return str(int(value))
     return f"{value:.6g}"
 
@@ -199,7 +201,8 @@ class Param:
             for i, row in enumerate(value):
                 if not isinstance(row, list) or len(row) != 6:
                     raise ParamError(
-                        key, f"section {i} must be [b0, b1, b2, a0, a1, a2], got {describe_value(row)}"
+                        key,
+                        f"section {i} must be [b0, b1, b2, a0, a1, a2], got {describe_value(row)}",
                     )
                 rows.append([_number(v, key) for v in row])
             return rows
@@ -211,10 +214,14 @@ class Param:
             return value  # parsed into stage specs by chain.spec
         raise AssertionError(f"unknown param kind {kind}")
 
-    def _coerce_list(self, value: Any, key: str, lengths: tuple[int, ...] | None = None) -> list[float]:
+    def _coerce_list(
+        self, value: Any, key: str, lengths: tuple[int, ...] | None = None
+    ) -> list[float]:
         lengths = lengths or self.length
         if not isinstance(value, list) or not value:
-            raise ParamError(key, f"expected a non-empty list of numbers, got {describe_value(value)}")
+            raise ParamError(
+                key, f"expected a non-empty list of numbers, got {describe_value(value)}"
+            )
         if lengths is not None and len(value) not in lengths:
             want = " or ".join(str(n) for n in lengths)
             raise ParamError(key, f"expected a list of {want} numbers, got {len(value)}")
@@ -267,9 +274,7 @@ class StageDef:
     family: str
     example: str
     check: Check = _no_check
-    output_rate: Callable[[dict[str, Any], float], float] = field(
-        default=lambda params, rate: rate
-    )
+    output_rate: Callable[[dict[str, Any], float], float] = field(default=lambda params, rate: rate)
 
     def param(self, key: str) -> Param | None:
         for p in self.params:

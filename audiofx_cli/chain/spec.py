@@ -26,8 +26,9 @@ from audiofx_cli.errors import ChainSpecError, UsageError
 
 TOP_LEVEL_KEYS = ("name", "description", "stages")
 PRESET_SUFFIX = ".yaml"
-_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq",
-                                                   "map")}
+_PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
+}
 
 
 @dataclass
@@ -51,8 +52,8 @@ class StageSpec:
 
     def error(self, key: str | None, message: str) -> ChainSpecError:
         """A ChainSpecError located at `key` (or at the stage when key is None or unknown)."""
-        line, column = self.key_marks.get(key, (self.line, self.column)) if key else (
-            self.line, self.column
+        line, column = (
+            self.key_marks.get(key, (self.line, self.column)) if key else (self.line, self.column)
         )
         return ChainSpecError(
             message, source=self.source, line=line, column=column, stage=self.label, key=key
@@ -133,7 +134,9 @@ class _Parser:
     def value(self, node: yaml.Node) -> Any:
         return self.loader.construct_object(node, deep=True)
 
-    def mapping(self, node: yaml.MappingNode, **where: Any) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    def mapping(
+        self, node: yaml.MappingNode, **where: Any
+    ) -> list[tuple[str, yaml.Node, yaml.Node]]:
         items, seen = [], set()
         for key_node, value_node in node.value:
             key = self.value(key_node)
@@ -153,8 +156,9 @@ class _Parser:
             line = mark.line + 1 if mark else None
             column = mark.column + 1 if mark else None
             problem = exc.problem or exc.context or "invalid YAML"
-            raise ChainSpecError(f"invalid YAML: {problem}", source=self.source, line=line,
-                                 column=column) from None
+            raise ChainSpecError(
+                f"invalid YAML: {problem}", source=self.source, line=line, column=column
+            ) from None
         except yaml.YAMLError as exc:
             raise ChainSpecError(f"invalid YAML: {exc}", source=self.source) from None
         if root is None:
@@ -169,8 +173,9 @@ class _Parser:
                 if key not in TOP_LEVEL_KEYS:
                     hint = suggest(key, list(TOP_LEVEL_KEYS))
                     raise self.fail(
-                        key_node, f"unknown top-level key '{key}'{hint}; allowed: "
-                        + ", ".join(TOP_LEVEL_KEYS)
+                        key_node,
+                        f"unknown top-level key '{key}'{hint}; allowed: "
+                        + ", ".join(TOP_LEVEL_KEYS),
                     )
                 found[key] = value_node
             if "stages" not in found:
@@ -226,7 +231,8 @@ class _Parser:
         stage_def = get_stage(name)
         if stage_def is None:
             raise self.fail(
-                name_node, f"unknown stage '{name}'{suggest(name)}; `audiofx stages` lists them",
+                name_node,
+                f"unknown stage '{name}'{suggest(name)}; `audiofx stages` lists them",
                 stage=label,
             )
         label = f"{label} '{name}'"
@@ -249,8 +255,11 @@ class _Parser:
         for param in stage_def.params:
             if param.name not in raw:
                 if param.default is REQUIRED:
-                    raise spec.error(None, f"missing required key '{param.name}' "
-                                           f"({param.doc}{', ' + param.unit if param.unit else ''})")
+                    raise spec.error(
+                        None,
+                        f"missing required key '{param.name}' "
+                        f"({param.doc}{', ' + param.unit if param.unit else ''})",
+                    )
                 spec.params[param.name] = copy.deepcopy(param.default)
                 continue
             value_node = raw[param.name][1]
@@ -262,8 +271,11 @@ class _Parser:
             except ParamError as exc:
                 raise spec.error(param.name, exc.message) from None
             if param.kind == "path" and value is not None:
-                value = str((self.base_dir / value).resolve()) if not Path(value).is_absolute() \
+                value = (
+                    str((self.base_dir / value).resolve())
+                    if not Path(value).is_absolute()
                     else value
+                )
             spec.params[param.name] = value
         try:
             stage_def.check(spec.params, None)

@@ -45,7 +45,8 @@ def stages(
         for column in ("key", "type", "default", "allowed", "meaning"):
             table.add_column(column, style="bold" if column == "key" else None)
         for param in stage.params:
-            table.add_row(param.name, param.type_text(), param.default_text(),
-                          param.range_text(), param.doc)
+            table.add_row(
+                param.name, param.type_text(), param.default_text(), param.range_text(), param.doc
+            )
         console.print(table)
         console.print(f"example:  {stage.example}")

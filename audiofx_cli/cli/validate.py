@@ -21,9 +21,14 @@ def _params_text(params: dict) -> str:
 
 def validate(
     chain: Annotated[str, typer.Argument(help="chain YAML file or preset name")],
-    sample_rate: Annotated[float | None, typer.Option(
-        "--sample-rate", "-r", help="also check rate-dependent limits (Nyquist) at this rate, Hz"
-    )] = None,
+    sample_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--sample-rate",
+            "-r",
+            help="also check rate-dependent limits (Nyquist) at this rate, Hz",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no output when valid")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
 ) -> None:

@@ -107,7 +107,11 @@ def rbj_biquad(
             b = [a_lin * (ap - am * cw + s), 2 * a_lin * (am - ap * cw), a_lin * (ap - am * cw - s)]
             a = [ap + am * cw + s, -2 * (am + ap * cw), ap + am * cw - s]
         else:
-            b = [a_lin * (ap + am * cw + s), -2 * a_lin * (am + ap * cw), a_lin * (ap + am * cw - s)]
+            b = [
+                a_lin * (ap + am * cw + s),
+                -2 * a_lin * (am + ap * cw),
+                a_lin * (ap + am * cw - s),
+            ]
             a = [ap - am * cw + s, 2 * (am - ap * cw), ap - am * cw - s]
     else:
         raise ValueError(f"unknown biquad kind {kind!r}")

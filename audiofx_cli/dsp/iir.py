@@ -19,7 +19,9 @@ def sos_zeros_state(sos: Tensor, x: Tensor) -> Tensor:
     return torch.zeros((sos.shape[0], *x.shape[:-1], 2), dtype=torch.float64, device=x.device)
 
 
-def _sosfilt_numpy(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _sosfilt_numpy(
+    sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     lead = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
     if zi is None:

@@ -19,8 +19,16 @@ import soundfile as sf
 from audiofx_cli.errors import AudioFormatError, AudioReadError, AudioWriteError
 
 EXTENSION_FORMATS = {
-    ".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG", ".mp3": "MP3",
-    ".aif": "AIFF", ".aiff": "AIFF", ".w64": "W64", ".rf64": "RF64", ".caf": "CAF",
+    ".wav": "WAV",
+    ".flac": "FLAC",
+    ".ogg": "OGG",
+    ".oga": "OGG",
+    ".mp3": "MP3",
+    ".aif": "AIFF",
+    ".aiff": "AIFF",
+    ".w64": "W64",
+    ".rf64": "RF64",
+    ".caf": "CAF",
 }
 INT_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 LOSSY_SUBTYPES = {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"}
@@ -93,7 +101,9 @@ class AudioReader:
         self.close()
 
 
-def output_format(path: str | Path, input_subtype: str | None, subtype: str | None) -> tuple[str, str]:
+def output_format(
+    path: str | Path, input_subtype: str | None, subtype: str | None
+) -> tuple[str, str]:
     """(format, subtype) for an output path: format from the extension, subtype as asked, else
     the input's when the format can hold it, else the format's sensible default.
 
@@ -103,23 +113,31 @@ def output_format(path: str | Path, input_subtype: str | None, subtype: str | No
     ext = Path(path).suffix.lower()
     fmt = EXTENSION_FORMATS.get(ext)
     if fmt is None:
-        known = ", ".join(sorted({e.lstrip('.') for e in EXTENSION_FORMATS}))
-        raise AudioFormatError(f"{path}: unknown output extension '{ext or '(none)'}'; use one "
-                               f"of {known}")
+        known = ", ".join(sorted({e.lstrip(".") for e in EXTENSION_FORMATS}))
+        raise AudioFormatError(
+            f"{path}: unknown output extension '{ext or '(none)'}'; use one of {known}"
+        )
     if fmt not in sf.available_formats():
-        raise AudioFormatError(f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot "
-                               f"write {fmt}")
+        raise AudioFormatError(
+            f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot write {fmt}"
+        )
     if subtype is not None:
         subtype = subtype.upper()
         if not sf.check_format(fmt, subtype):
             allowed = ", ".join(s for s in SUBTYPE_CHOICES if sf.check_format(fmt, s)) or (
-                "its codec only")
-            raise AudioFormatError(f"{path}: {fmt} cannot hold subtype {subtype} (allowed: "
-                                   f"{allowed})")
+                "its codec only"
+            )
+            raise AudioFormatError(
+                f"{path}: {fmt} cannot hold subtype {subtype} (allowed: {allowed})"
+            )
         return fmt, subtype
     if fmt in _CODEC_DEFAULTS:
         return fmt, _CODEC_DEFAULTS[fmt]
-    if input_subtype and input_subtype not in LOSSY_SUBTYPES and sf.check_format(fmt, input_subtype):
+    if (
+        input_subtype
+        and input_subtype not in LOSSY_SUBTYPES
+        and sf.check_format(fmt, input_subtype)
+    ):
         return fmt, input_subtype
     if fmt == "FLAC":
         bits = INT_BITS.get(input_subtype or "", 32)
@@ -178,8 +196,9 @@ class AtomicAudioWriter:
             self._file = sf.SoundFile(tmp, "w", int(sample_rate), channels, subtype, format=format)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             self.tmp.unlink(missing_ok=True)
-            raise AudioWriteError(f"{self.path}: cannot write {format}/{subtype}: "
-                                  f"{_reason(exc)}") from None
+            raise AudioWriteError(
+                f"{self.path}: cannot write {format}/{subtype}: {_reason(exc)}"
+            ) from None
 
     def write(self, block: np.ndarray) -> None:
         """Append (frames, channels) float samples."""
@@ -213,8 +232,9 @@ class AtomicAudioWriter:
                 try:
                     os.link(self.tmp, self.path)  # atomic, fails if the target appeared
                 except FileExistsError:
-                    raise AudioWriteError(f"{self.path}: appeared while processing; not "
-                                          "overwritten (use --overwrite)") from None
+                    raise AudioWriteError(
+                        f"{self.path}: appeared while processing; not overwritten (use --overwrite)"
+                    ) from None
                 except OSError:  # no hard links here: re-check, then rename
                     if self.path.exists():
                         raise AudioWriteError(f"{self.path}: exists; not overwritten") from None
@@ -222,8 +242,9 @@ class AtomicAudioWriter:
                 self.tmp.unlink(missing_ok=True)
         except OSError as exc:
             self.abort()
-            raise AudioWriteError(f"{self.path}: cannot finish writing: {exc.strerror or exc}") \
-                from None
+            raise AudioWriteError(
+                f"{self.path}: cannot finish writing: {exc.strerror or exc}"
+            ) from None
         except BaseException:
             self.abort()
             raise

@@ -71,8 +71,11 @@ class Stage(nn.Module):
 
     # ----------------------------------------------------------------- plumbing
     def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
-        keep = {name: self._buffers[name] for name in self.float64_buffers
-                if self._buffers.get(name) is not None}
+        keep = {
+            name: self._buffers[name]
+            for name in self.float64_buffers
+            if self._buffers.get(name) is not None
+        }
         result = super()._apply(fn, recurse)
         for name, original in keep.items():
             moved = self._buffers[name]

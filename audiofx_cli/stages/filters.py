@@ -64,7 +64,12 @@ class LowPass(SOSFilter):
             self.btype, cutoff_hz, sample_rate, order, type, ripple_db, attenuation_db
         )
         super().__init__(
-            sample_rate, sos, cutoff_hz=cutoff_hz, order=order, type=type, ripple_db=ripple_db,
+            sample_rate,
+            sos,
+            cutoff_hz=cutoff_hz,
+            order=order,
+            type=type,
+            ripple_db=ripple_db,
             attenuation_db=attenuation_db,
         )
 
@@ -96,8 +101,14 @@ class BandPass(SOSFilter):
             self.btype, (low_hz, high_hz), sample_rate, order, type, ripple_db, attenuation_db
         )
         super().__init__(
-            sample_rate, sos, low_hz=low_hz, high_hz=high_hz, order=order, type=type,
-            ripple_db=ripple_db, attenuation_db=attenuation_db,
+            sample_rate,
+            sos,
+            low_hz=low_hz,
+            high_hz=high_hz,
+            order=order,
+            type=type,
+            ripple_db=ripple_db,
+            attenuation_db=attenuation_db,
         )
 
 

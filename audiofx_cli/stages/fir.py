@@ -71,11 +71,16 @@ class FIRDesigned(FIRFilter):
         pass_type = kwargs.pop("pass", "lowpass")  # 'pass' is a Python keyword
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
-        coefficients = design.fir_taps(pass_type, cutoff_hz, sample_rate, taps, window,
-                                       kaiser_beta)
+        coefficients = design.fir_taps(pass_type, cutoff_hz, sample_rate, taps, window, kaiser_beta)
         super().__init__(
-            sample_rate, coefficients, compensate_delay, **{"pass": pass_type},
-            cutoff_hz=cutoff_hz, taps=taps, window=window, kaiser_beta=kaiser_beta,
+            sample_rate,
+            coefficients,
+            compensate_delay,
+            **{"pass": pass_type},
+            cutoff_hz=cutoff_hz,
+            taps=taps,
+            window=window,
+            kaiser_beta=kaiser_beta,
             compensate_delay=compensate_delay,
         )
 
@@ -94,10 +99,18 @@ class FIRTaps(FIRFilter):
     ) -> None:
         if (taps is None) == (file is None):
             raise ValueError("give exactly one of taps or file")
-        coefficients = np.asarray(taps, dtype=np.float64) if taps is not None else read_taps_file(
-            file  # type: ignore[arg-type]
+        coefficients = (
+            np.asarray(taps, dtype=np.float64)
+            if taps is not None
+            else read_taps_file(
+                file  # type: ignore[arg-type]
+            )
         )
         super().__init__(
-            sample_rate, coefficients, compensate_delay, taps=taps, file=file,
+            sample_rate,
+            coefficients,
+            compensate_delay,
+            taps=taps,
+            file=file,
             compensate_delay=compensate_delay,
         )

@@ -76,8 +76,9 @@ def resolve_module_class(name: str) -> type[nn.Module]:
     """
     package, _, attr = name.rpartition(".")
     if package not in _ALLOWED_PACKAGES or not attr.isidentifier() or attr.startswith("_"):
-        raise ParamError("name", f"'{name}' is not allowed: only torch.nn.X or "
-                                 "torchaudio.transforms.X")
+        raise ParamError(
+            "name", f"'{name}' is not allowed: only torch.nn.X or torchaudio.transforms.X"
+        )
     module = importlib.import_module(_ALLOWED_PACKAGES[package])
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
@@ -110,7 +111,9 @@ class TorchModule(Stage):
         try:
             with torch.no_grad():
                 whole = self.module(probe)
-                parts = torch.cat([self.module(probe[..., :200]), self.module(probe[..., 200:])], -1)
+                parts = torch.cat(
+                    [self.module(probe[..., :200]), self.module(probe[..., 200:])], -1
+                )
         except Exception as exc:
             raise ParamError("name", f"{name} fails on a (1, 2, 509) test signal: {exc}") from None
         if (

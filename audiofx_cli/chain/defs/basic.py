@@ -6,17 +6,31 @@ from audiofx_cli.chain.params import Param, StageDef
 
 DEFS = [
     StageDef(
-        "gain", "constant gain",
+        "gain",
+        "constant gain",
         [Param("gain_db", "float", "gain (negative attenuates)", unit="dB", low=-200, high=200)],
-        "audiofx_cli.stages.basic:Gain", "level", "- gain: {gain_db: -3}",
+        "audiofx_cli.stages.basic:Gain",
+        "level",
+        "- gain: {gain_db: -3}",
     ),
     StageDef(
-        "dc_remove", "removes DC offset with a low-cut Butterworth high-pass (state carries on)",
+        "dc_remove",
+        "removes DC offset with a low-cut Butterworth high-pass (state carries on)",
         [
-            Param("cutoff_hz", "float", "high-pass corner", default=5.0, unit="Hz", low=0,
-                  low_open=True, below_nyquist=True),
+            Param(
+                "cutoff_hz",
+                "float",
+                "high-pass corner",
+                default=5.0,
+                unit="Hz",
+                low=0,
+                low_open=True,
+                below_nyquist=True,
+            ),
             Param("order", "int", "high-pass order", default=1, low=1, high=4),
         ],
-        "audiofx_cli.stages.basic:DCRemove", "level", "- dc_remove",
+        "audiofx_cli.stages.basic:DCRemove",
+        "level",
+        "- dc_remove",
     ),
 ]

@@ -17,12 +17,24 @@ def _type_params(order_doc: str) -> list[Param]:
         Param("order", "int", order_doc, default=2, low=1, high=MAX_ORDER),
         Param("type", "choice", "filter family", default="butterworth", choices=IIR_TYPES),
         Param(
-            "ripple_db", "float", "pass-band ripple (chebyshev1, elliptic)",
-            default=1.0, unit="dB", low=0, high=20, low_open=True,
+            "ripple_db",
+            "float",
+            "pass-band ripple (chebyshev1, elliptic)",
+            default=1.0,
+            unit="dB",
+            low=0,
+            high=20,
+            low_open=True,
         ),
         Param(
-            "attenuation_db", "float", "stop-band attenuation (chebyshev2, elliptic)",
-            default=40.0, unit="dB", low=0, high=200, low_open=True,
+            "attenuation_db",
+            "float",
+            "stop-band attenuation (chebyshev2, elliptic)",
+            default=40.0,
+            unit="dB",
+            low=0,
+            high=200,
+            low_open=True,
         ),
     ]
 
@@ -53,7 +65,9 @@ def _q(default: Any = None, doc: str = "quality factor") -> Param:
     return Param("q", "float", doc, low=0, high=1000, low_open=True, **kwargs)
 
 
-_GAIN = Param("gain_db", "float", "gain at freq_hz (shelf: the plateau)", unit="dB", low=-60, high=60)
+_GAIN = Param(
+    "gain_db", "float", "gain at freq_hz (shelf: the plateau)", unit="dB", low=-60, high=60
+)
 _BAND_ORDER = "scipy's N: the band filter has 2N poles"
 
 
@@ -62,7 +76,9 @@ def _check_stable(poles: Any, key: str) -> None:
 
     radius = float(np.max(np.abs(poles))) if len(poles) else 0.0
     if radius >= 1.0:
-        raise ParamError(key, f"filter is unstable: a pole has magnitude {radius:.6g} (must be < 1)")
+        raise ParamError(
+            key, f"filter is unstable: a pole has magnitude {radius:.6g} (must be < 1)"
+        )
 
 
 def _check_sos(params: dict[str, Any], sample_rate: float | None) -> None:
@@ -86,86 +102,156 @@ def _check_ba(params: dict[str, Any], sample_rate: float | None) -> None:
 
 DEFS = [
     StageDef(
-        "lowpass", "low-pass IIR filter (butterworth, chebyshev, elliptic, bessel, linkwitz-riley)",
+        "lowpass",
+        "low-pass IIR filter (butterworth, chebyshev, elliptic, bessel, linkwitz-riley)",
         [_cutoff(), *_type_params("filter order (number of poles)")],
-        f"{_IMPL}:LowPass", "filter", "- lowpass: {cutoff_hz: 8000, order: 4}", _check_order,
+        f"{_IMPL}:LowPass",
+        "filter",
+        "- lowpass: {cutoff_hz: 8000, order: 4}",
+        _check_order,
     ),
     StageDef(
-        "highpass", "high-pass IIR filter (butterworth, chebyshev, elliptic, bessel, linkwitz-riley)",
+        "highpass",
+        "high-pass IIR filter (butterworth, chebyshev, elliptic, bessel, linkwitz-riley)",
         [_cutoff(), *_type_params("filter order (number of poles)")],
-        f"{_IMPL}:HighPass", "filter", "- highpass: {cutoff_hz: 80, order: 2}", _check_order,
+        f"{_IMPL}:HighPass",
+        "filter",
+        "- highpass: {cutoff_hz: 80, order: 2}",
+        _check_order,
     ),
     StageDef(
-        "bandpass", "band-pass IIR filter between low_hz and high_hz",
+        "bandpass",
+        "band-pass IIR filter between low_hz and high_hz",
         [
-            Param("low_hz", "float", "lower band edge", unit="Hz", low=0, low_open=True,
-                  below_nyquist=True),
-            Param("high_hz", "float", "upper band edge", unit="Hz", low=0, low_open=True,
-                  below_nyquist=True),
+            Param(
+                "low_hz",
+                "float",
+                "lower band edge",
+                unit="Hz",
+                low=0,
+                low_open=True,
+                below_nyquist=True,
+            ),
+            Param(
+                "high_hz",
+                "float",
+                "upper band edge",
+                unit="Hz",
+                low=0,
+                low_open=True,
+                below_nyquist=True,
+            ),
             *_type_params(_BAND_ORDER),
         ],
-        f"{_IMPL}:BandPass", "filter", "- bandpass: {low_hz: 300, high_hz: 3400, order: 4}",
+        f"{_IMPL}:BandPass",
+        "filter",
+        "- bandpass: {low_hz: 300, high_hz: 3400, order: 4}",
         _check_band,
     ),
     StageDef(
-        "bandstop", "band-stop (band-reject) IIR filter between low_hz and high_hz",
+        "bandstop",
+        "band-stop (band-reject) IIR filter between low_hz and high_hz",
         [
-            Param("low_hz", "float", "lower band edge", unit="Hz", low=0, low_open=True,
-                  below_nyquist=True),
-            Param("high_hz", "float", "upper band edge", unit="Hz", low=0, low_open=True,
-                  below_nyquist=True),
+            Param(
+                "low_hz",
+                "float",
+                "lower band edge",
+                unit="Hz",
+                low=0,
+                low_open=True,
+                below_nyquist=True,
+            ),
+            Param(
+                "high_hz",
+                "float",
+                "upper band edge",
+                unit="Hz",
+                low=0,
+                low_open=True,
+                below_nyquist=True,
+            ),
             *_type_params(_BAND_ORDER),
         ],
-        f"{_IMPL}:BandStop", "filter", "- bandstop: {low_hz: 45, high_hz: 55, order: 2}",
+        f"{_IMPL}:BandStop",
+        "filter",
+        "- bandstop: {low_hz: 45, high_hz: 55, order: 2}",
         _check_band,
     ),
     StageDef(
-        "peaking", "peaking EQ biquad (RBJ cookbook): boost or cut around freq_hz",
+        "peaking",
+        "peaking EQ biquad (RBJ cookbook): boost or cut around freq_hz",
         [_freq("centre frequency"), _GAIN, _q(1.0, "quality factor (bandwidth = freq_hz / q)")],
-        f"{_IMPL}:Peaking", "filter", "- peaking: {freq_hz: 3000, gain_db: 3, q: 1.0}",
+        f"{_IMPL}:Peaking",
+        "filter",
+        "- peaking: {freq_hz: 3000, gain_db: 3, q: 1.0}",
     ),
     StageDef(
-        "lowshelf", "low-shelf biquad (RBJ cookbook): gain below freq_hz",
+        "lowshelf",
+        "low-shelf biquad (RBJ cookbook): gain below freq_hz",
         [_freq("shelf midpoint (gain_db / 2 here)"), _GAIN, _q(0.7071, "shelf slope quality")],
-        f"{_IMPL}:LowShelf", "filter", "- lowshelf: {freq_hz: 120, gain_db: -3}",
+        f"{_IMPL}:LowShelf",
+        "filter",
+        "- lowshelf: {freq_hz: 120, gain_db: -3}",
     ),
     StageDef(
-        "highshelf", "high-shelf biquad (RBJ cookbook): gain above freq_hz",
+        "highshelf",
+        "high-shelf biquad (RBJ cookbook): gain above freq_hz",
         [_freq("shelf midpoint (gain_db / 2 here)"), _GAIN, _q(0.7071, "shelf slope quality")],
-        f"{_IMPL}:HighShelf", "filter", "- highshelf: {freq_hz: 6000, gain_db: 2}",
+        f"{_IMPL}:HighShelf",
+        "filter",
+        "- highshelf: {freq_hz: 6000, gain_db: 2}",
     ),
     StageDef(
-        "notch", "notch biquad (RBJ cookbook): removes freq_hz",
+        "notch",
+        "notch biquad (RBJ cookbook): removes freq_hz",
         [_freq("frequency removed"), _q(10.0, "quality factor (bandwidth = freq_hz / q)")],
-        f"{_IMPL}:Notch", "filter", "- notch: {freq_hz: 50, q: 10}",
+        f"{_IMPL}:Notch",
+        "filter",
+        "- notch: {freq_hz: 50, q: 10}",
     ),
     StageDef(
-        "allpass", "all-pass biquad (RBJ cookbook): phase shift of -180 degrees at freq_hz",
+        "allpass",
+        "all-pass biquad (RBJ cookbook): phase shift of -180 degrees at freq_hz",
         [_freq("frequency of -180 degrees phase"), _q(0.7071)],
-        f"{_IMPL}:AllPass", "filter", "- allpass: {freq_hz: 1000, q: 0.7071}",
+        f"{_IMPL}:AllPass",
+        "filter",
+        "- allpass: {freq_hz: 1000, q: 0.7071}",
     ),
     StageDef(
-        "biquad_lowpass", "two-pole low-pass biquad (RBJ cookbook; SoX 'lowpass -2')",
+        "biquad_lowpass",
+        "two-pole low-pass biquad (RBJ cookbook; SoX 'lowpass -2')",
         [_freq("cut-off frequency"), _q(0.7071, "resonance (gain at freq_hz is q)")],
-        f"{_IMPL}:BiquadLowPass", "filter", "- biquad_lowpass: {freq_hz: 5000, q: 0.7071}",
+        f"{_IMPL}:BiquadLowPass",
+        "filter",
+        "- biquad_lowpass: {freq_hz: 5000, q: 0.7071}",
     ),
     StageDef(
-        "biquad_highpass", "two-pole high-pass biquad (RBJ cookbook; SoX 'highpass -2')",
+        "biquad_highpass",
+        "two-pole high-pass biquad (RBJ cookbook; SoX 'highpass -2')",
         [_freq("cut-off frequency"), _q(0.7071, "resonance (gain at freq_hz is q)")],
-        f"{_IMPL}:BiquadHighPass", "filter", "- biquad_highpass: {freq_hz: 100, q: 0.7071}",
+        f"{_IMPL}:BiquadHighPass",
+        "filter",
+        "- biquad_highpass: {freq_hz: 100, q: 0.7071}",
     ),
     StageDef(
-        "sos", "IIR filter given as second-order sections [b0, b1, b2, a0, a1, a2]",
+        "sos",
+        "IIR filter given as second-order sections [b0, b1, b2, a0, a1, a2]",
         [Param("sections", "sections", "the sections, applied in order")],
-        f"{_IMPL}:SOSStage", "filter", "- sos: {sections: [[0.2, 0.4, 0.2, 1, -0.37, 0.2]]}",
+        f"{_IMPL}:SOSStage",
+        "filter",
+        "- sos: {sections: [[0.2, 0.4, 0.2, 1, -0.37, 0.2]]}",
         _check_sos,
     ),
     StageDef(
-        "ba", "IIR filter given as b and a polynomials (converted to second-order sections)",
+        "ba",
+        "IIR filter given as b and a polynomials (converted to second-order sections)",
         [
             Param("b", "floats", "numerator coefficients"),
             Param("a", "floats", "denominator coefficients (a[0] != 0)"),
         ],
-        f"{_IMPL}:BAStage", "filter", "- ba: {b: [0.5, 0.5], a: [1.0]}", _check_ba,
+        f"{_IMPL}:BAStage",
+        "filter",
+        "- ba: {b: [0.5, 0.5], a: [1.0]}",
+        _check_ba,
     ),
 ]

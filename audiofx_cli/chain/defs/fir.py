@@ -9,8 +9,21 @@ from audiofx_cli.chain.params import Param, ParamError, StageDef
 
 FIR_PASSES = ("lowpass", "highpass", "bandpass", "bandstop")
 FIR_WINDOWS = (
-    "hamming", "hann", "blackman", "blackmanharris", "nuttall", "kaiser", "boxcar", "triang",
-    "bartlett", "flattop", "parzen", "bohman", "barthann", "cosine", "lanczos",
+    "hamming",
+    "hann",
+    "blackman",
+    "blackmanharris",
+    "nuttall",
+    "kaiser",
+    "boxcar",
+    "triang",
+    "bartlett",
+    "flattop",
+    "parzen",
+    "bohman",
+    "barthann",
+    "cosine",
+    "lanczos",
 )
 MAX_TAPS = 1_000_001
 
@@ -71,33 +84,58 @@ def _check_fir_taps(params: dict[str, Any], sample_rate: float | None) -> None:
         )
 
 
-_COMPENSATE_DOC = "remove the (taps-1)/2 samples of linear-phase delay (output aligned, same length)"
+_COMPENSATE_DOC = (
+    "remove the (taps-1)/2 samples of linear-phase delay (output aligned, same length)"
+)
 
 DEFS = [
     StageDef(
-        "fir", "linear-phase FIR filter designed with scipy.signal.firwin",
+        "fir",
+        "linear-phase FIR filter designed with scipy.signal.firwin",
         [
             Param("pass", "choice", "filter type", default="lowpass", choices=FIR_PASSES),
-            Param("cutoff_hz", "float_or_pair", "cut-off, or [low, high] for band types",
-                  unit="Hz", low=0, low_open=True, below_nyquist=True),
-            Param("taps", "int", "number of taps (odd for highpass and bandstop)", default=101,
-                  low=1, high=MAX_TAPS),
+            Param(
+                "cutoff_hz",
+                "float_or_pair",
+                "cut-off, or [low, high] for band types",
+                unit="Hz",
+                low=0,
+                low_open=True,
+                below_nyquist=True,
+            ),
+            Param(
+                "taps",
+                "int",
+                "number of taps (odd for highpass and bandstop)",
+                default=101,
+                low=1,
+                high=MAX_TAPS,
+            ),
             Param("window", "choice", "design window", default="hamming", choices=FIR_WINDOWS),
-            Param("kaiser_beta", "float", "beta of the kaiser window", default=8.6, low=0,
-                  high=50),
+            Param("kaiser_beta", "float", "beta of the kaiser window", default=8.6, low=0, high=50),
             Param("compensate_delay", "bool", _COMPENSATE_DOC, default=True),
         ],
-        f"{_IMPL}:FIRDesigned", "fir", "- fir: {pass: lowpass, cutoff_hz: 1000, taps: 101}",
+        f"{_IMPL}:FIRDesigned",
+        "fir",
+        "- fir: {pass: lowpass, cutoff_hz: 1000, taps: 101}",
         _check_fir,
     ),
     StageDef(
-        "fir_taps", "FIR filter with given taps (inline list or a .npy / text file)",
+        "fir_taps",
+        "FIR filter with given taps (inline list or a .npy / text file)",
         [
             Param("taps", "floats", "the impulse response, inline", default=None),
-            Param("file", "path", ".npy or text file of taps (relative to the chain file)",
-                  default=None),
+            Param(
+                "file",
+                "path",
+                ".npy or text file of taps (relative to the chain file)",
+                default=None,
+            ),
             Param("compensate_delay", "bool", _COMPENSATE_DOC, default=False),
         ],
-        f"{_IMPL}:FIRTaps", "fir", "- fir_taps: {taps: [0.25, 0.5, 0.25]}", _check_fir_taps,
+        f"{_IMPL}:FIRTaps",
+        "fir",
+        "- fir_taps: {taps: [0.25, 0.5, 0.25]}",
+        _check_fir_taps,
     ),
 ]

@@ -34,23 +34,31 @@ def _check_module(params: dict[str, Any], sample_rate: float | None) -> None:
 
 DEFS = [
     StageDef(
-        "parallel", "runs branches (stage lists) on the same input and sums their outputs",
+        "parallel",
+        "runs branches (stage lists) on the same input and sums their outputs",
         [
             Param("branches", "branches", "list of stage lists, each a chain of its own"),
-            Param("weights", "floats", "weight of each branch in the sum (default all 1)",
-                  default=None),
+            Param(
+                "weights",
+                "floats",
+                "weight of each branch in the sum (default all 1)",
+                default=None,
+            ),
         ],
-        "audiofx_cli.stages.structure:Parallel", "structure",
+        "audiofx_cli.stages.structure:Parallel",
+        "structure",
         "- parallel: {branches: [[{highpass: {cutoff_hz: 2000}}], [{lowpass: {cutoff_hz: 500}}]]}",
         _check_parallel,
     ),
     StageDef(
-        "module", "a memoryless torch module from torch.nn or torchaudio.transforms",
+        "module",
+        "a memoryless torch module from torch.nn or torchaudio.transforms",
         [
             Param("name", "str", "dotted class name, e.g. torchaudio.transforms.Vol"),
             Param("args", "mapping", "keyword arguments for the constructor", default={}),
         ],
-        "audiofx_cli.stages.structure:TorchModule", "structure",
+        "audiofx_cli.stages.structure:TorchModule",
+        "structure",
         "- module: {name: torch.nn.Hardtanh, args: {min_val: -0.5, max_val: 0.5}}",
         _check_module,
     ),
