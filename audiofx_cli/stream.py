@@ -9,7 +9,7 @@ hands every output chunk to `stage.analyze`, then calls `stage.finish_analysis`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from audiofx_cli.errors import ProcessingError, UsageError
-from audiofx_cli.stages.base import Chain
+from audiofx_cli.stages.base import Chain, Stage
 
 BlockSource = Callable[[], Iterator[np.ndarray]]  # opens a fresh pass: (frames, channels) blocks
 
@@ -59,27 +59,31 @@ def _check_output(y: Tensor, name: str, frames_out: int) -> None:
         )
 
 
-def _analysis_passes(
+def run_analysis(
     chain: Chain,
-    source: BlockSource,
+    chunks: Callable[[], Iterable[Tensor]],
     template: Tensor,
-    total: int | None,
-    device: torch.device,
-    dtype: torch.dtype,
-    name: str,
+    total_frames: int | None = None,
 ) -> None:
+    """Analysis passes for the stages of `chain` that need the whole signal first.
+
+    For each such stage, in order, the stages before it are streamed over a fresh pass of
+    `chunks()` and their output fed to the stage's `analyze`; then `finish_analysis` fixes what
+    the processing pass will use. A stage inside `parallel` branches cannot need analysis.
+    """
     stages = list(chain)
     for k, stage in enumerate(stages):
         if not getattr(stage, "needs_analysis", False):
             continue
         prefix = Chain(*stages[:k])
-        state = prefix.init_state(template, total)
-        head, state = prefix.step(template, state)
-        analysis = stage.init_analysis(head, total)
-        offset = 0
-        for block in source():
-            x = _to_tensor(block, device, dtype, name, offset)
-            offset += block.shape[0]
+        state = prefix.init_state(template, total_frames)
+        head, state = prefix.step(template[..., :0], state)
+        frames = total_frames
+        for earlier in stages[:k]:
+            if isinstance(earlier, Stage):
+                frames = earlier.output_frames(frames)
+        analysis = stage.init_analysis(head, frames)
+        for x in chunks():
             y, state = prefix.step(x, state)
             analysis = stage.analyze(y, analysis)
         tail = prefix.flush(state)
@@ -109,7 +113,14 @@ def run_chain(
     template = torch.zeros((channels, 0), device=device, dtype=dtype)
     chain = chain.to(device)
     with torch.no_grad():
-        _analysis_passes(chain, source, template, total_frames, device, dtype, name)
+
+        def tensors() -> Iterator[Tensor]:
+            offset = 0
+            for block in source():
+                yield _to_tensor(block, device, dtype, name, offset)
+                offset += block.shape[0]
+
+        run_analysis(chain, tensors, template, total_frames)
         state = chain.init_state(template, total_frames)
         head, state = chain.step(template, state)
         if head.dim() != 2:

@@ -19,6 +19,7 @@ import yaml
 from audiofx_cli import load_chain
 from audiofx_cli.chain.registry import registry
 from audiofx_cli.stages.base import Chain
+from audiofx_cli.stream import run_analysis
 from tests.conftest import unit_noise
 
 RATE = 44100
@@ -35,7 +36,17 @@ def example_stage(name: str, tmp_path: Path) -> object:
     return yaml.safe_load(line)[0]
 
 
+def split(x: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    parts, start = [], 0
+    for size in sizes:
+        parts.append(x[..., start : start + size])
+        start += size
+    return parts
+
+
 def chunked(chain: Chain, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """What the engine does: analysis passes (if any stage needs them), then step / flush."""
+    run_analysis(chain, lambda: split(x, sizes), x[..., :0], x.shape[-1])
     state = chain.init_state(x, x.shape[-1])
     outs, start = [], 0
     for size in sizes:

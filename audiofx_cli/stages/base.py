@@ -7,6 +7,8 @@
     tail = stage.flush(state)             # what latency held back (None when nothing)
 
 Invariant (tested for every registered stage): cat(y1, y2, ..., tail) == stage(cat(x1, x2, ...)).
+Stages that need the whole signal first (`needs_analysis`) get an analysis pass before
+streaming: see `audiofx_cli.stream.run_analysis`.
 Signals are (..., channels, time). A stage with latency (a linear-phase FIR with delay
 compensation) holds back its first samples and returns them in `flush`, so its output is
 aligned with the input and has the same length.
@@ -64,10 +66,28 @@ class Stage(nn.Module):
         return frames
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.needs_analysis:
+            self.finish_analysis(self.analyze(x, self.init_analysis(x[..., :0], x.shape[-1])))
         state = self.init_state(x, x.shape[-1])
         y, state = self.step(x, state)
         tail = self.flush(state)
         return y if tail is None else torch.cat([y, tail], dim=-1)
+
+    # ----------------------------------------------------------------- analysis pass
+    # Stages that need the whole signal before processing (peak / loudness normalisation) set
+    # needs_analysis = True. The engine (stream.run_analysis) then streams the signal as seen at
+    # the stage's input through init_analysis / analyze / finish_analysis before processing;
+    # finish_analysis stores what `step` needs (e.g. the gain) on the stage.
+    needs_analysis: ClassVar[bool] = False
+
+    def init_analysis(self, x: Tensor, total_frames: int | None = None) -> Any:
+        raise NotImplementedError
+
+    def analyze(self, x: Tensor, analysis: Any) -> Any:
+        raise NotImplementedError
+
+    def finish_analysis(self, analysis: Any) -> None:
+        raise NotImplementedError
 
     # ----------------------------------------------------------------- plumbing
     def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
@@ -161,8 +181,5 @@ class Chain(nn.Sequential):
             return None
         return torch.cat(outputs, dim=-1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        state = self.init_state(x, x.shape[-1])
-        y, state = self.step(x, state)
-        tail = self.flush(state)
-        return y if tail is None else torch.cat([y, tail], dim=-1)
+    # forward: nn.Sequential's, stage by stage; each Stage.forward handles its own latency and
+    # analysis, so the result equals init_state / step / flush (after stream.run_analysis).
