@@ -99,9 +99,9 @@ class ProcessReport:
         return {**asdict(self), "peak_dbfs": self.peak_dbfs}
 
 
-class _AudioSink:
-    """Adapts AtomicAudioWriter to the engine's Sink protocol (opened once the output shape is
-    known)."""
+class AudioSink:
+    """Writes audio atomically: the engine's Sink plus `commit` / `abort` (opened once the
+    output's channel count and rate are known)."""
 
     def __init__(self, path: Path, fmt: str, subtype: str, overwrite: bool) -> None:
         self.path, self.fmt, self.subtype, self.overwrite = path, fmt, subtype, overwrite
@@ -122,6 +122,34 @@ class _AudioSink:
     def write(self, y: Tensor) -> None:
         assert self.writer is not None
         self.writer.write(y.detach().to("cpu").numpy().T)
+
+    def commit(self) -> None:
+        assert self.writer is not None
+        self.writer.commit()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+    @property
+    def peak(self) -> float:
+        return self.writer.peak if self.writer else 0.0
+
+    @property
+    def clipped(self) -> int:
+        return self.writer.clipped if self.writer else 0
+
+
+def make_sink(
+    output_path: Path, input_subtype: str | None, subtype: str | None, overwrite: bool
+) -> tuple[AudioSink, str, str]:
+    """The sink for an output path, chosen by extension. Returns (sink, format, subtype).
+
+    Raises:
+        AudioFormatError: unknown extension or impossible subtype (exit 2).
+    """
+    fmt, out_subtype = output_format(output_path, input_subtype, subtype)
+    return AudioSink(output_path, fmt, out_subtype, overwrite), fmt, out_subtype
 
 
 def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
@@ -192,11 +220,11 @@ def process_file(
         raise UsageError(f"{input_path}: no such file")
     if input_path.is_dir():
         raise UsageError(f"{input_path}: is a folder (give an audio file)")
-    fmt, out_subtype = output_format(output_path, None, subtype)  # extension check first
+    make_sink(output_path, None, subtype, overwrite)  # extension and subtype checks first
     check_output_path(input_path, output_path, overwrite)
     with AudioReader(input_path) as reader:
         info = reader.info
-        fmt, out_subtype = output_format(output_path, info.subtype, subtype)
+        sink, fmt, out_subtype = make_sink(output_path, info.subtype, subtype, overwrite)
         try:
             check_rate(spec, info.sample_rate)
         except ChainSpecError as exc:
@@ -210,7 +238,6 @@ def process_file(
             reader.rewind()
             return reader.blocks(chunk_frames, read_dtype)
 
-        sink = _AudioSink(output_path, fmt, out_subtype, overwrite)
         try:
             stats = run_chain(
                 built,
@@ -222,13 +249,10 @@ def process_file(
                 dtype=dtype,
                 name=str(input_path),
             )
-            assert sink.writer is not None
-            sink.writer.commit()
+            sink.commit()
         except BaseException:
-            if sink.writer is not None:
-                sink.writer.abort()
+            sink.abort()
             raise
-    writer = sink.writer
     return ProcessReport(
         input=str(input_path),
         output=str(output_path),
@@ -241,8 +265,8 @@ def process_file(
         duration_s=info.duration_s,
         format=fmt,
         subtype=out_subtype,
-        peak=writer.peak,
-        clipped_samples=writer.clipped,
+        peak=sink.peak,
+        clipped_samples=sink.clipped,
         seconds=stats.seconds,
         device=str(torch_device),
     )
