@@ -11,7 +11,7 @@ from functools import cache
 
 from audiofx_cli.chain.params import StageDef
 
-FAMILIES = ("filters", "fir", "basic", "structure")
+FAMILIES = ("filters", "fir", "basic", "structure", "delays", "channels")
 
 
 @cache
