@@ -16,7 +16,7 @@ from torch import Tensor
 from audiofx_cli.chain.build import build_chain
 from audiofx_cli.chain.spec import ChainSpec, check_rate, load_spec, spec_from_stages
 from audiofx_cli.device import resolve_device, resolve_dtype
-from audiofx_cli.errors import ChainSpecError, OutputExistsError, UsageError
+from audiofx_cli.errors import ChainSpecError, OutputExistsError, ProcessingError, UsageError
 from audiofx_cli.io.audio import AtomicAudioWriter, AudioReader, output_format
 from audiofx_cli.stages.base import Chain
 from audiofx_cli.stream import run_chain
@@ -86,6 +86,7 @@ class ProcessReport:
     clipped_samples: int
     seconds: float
     device: str
+    sanitized_samples: int = 0
 
     @property
     def peak_dbfs(self) -> float:
@@ -152,6 +153,27 @@ def make_sink(
     return AudioSink(output_path, fmt, out_subtype, overwrite), fmt, out_subtype
 
 
+def _identity(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _check_unchanged(path: Path, before: tuple[int, int, int], frames: int, read: int) -> None:
+    """The input must be the same file, unmodified, and fully read; else discard the output."""
+    try:
+        after = _identity(path)
+    except OSError:
+        raise ProcessingError(
+            f"{path}: input vanished while it was processed; output discarded"
+        ) from None
+    if after != before:
+        raise ProcessingError(f"{path}: input changed while it was processed; output discarded")
+    if frames >= 0 and read != frames:
+        raise ProcessingError(
+            f"{path}: read {read} of {frames} frames (truncated or changing file); output discarded"
+        )
+
+
 def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
     """Refuse output == input (always), an existing output (unless overwrite), a missing folder.
 
@@ -184,6 +206,7 @@ def process_file(
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     subtype: str | None = None,
     overwrite: bool = False,
+    sanitize: bool = False,
 ) -> ProcessReport:
     """Run a chain over an audio file in chunks and write the result atomically.
 
@@ -196,6 +219,8 @@ def process_file(
         chunk_seconds: chunk length; memory use is bounded by it, not by the file length.
         subtype: output subtype (PCM_16, PCM_24, PCM_32, FLOAT, DOUBLE); default: the input's.
         overwrite: replace an existing output.
+        sanitize: replace NaN / Inf input samples (by 0 / +-1) instead of failing; the count
+            is in the report.
 
     Returns:
         ProcessReport with frames, peak, clipped samples (integer PCM) and timing.
@@ -222,6 +247,7 @@ def process_file(
         raise UsageError(f"{input_path}: is a folder (give an audio file)")
     make_sink(output_path, None, subtype, overwrite)  # extension and subtype checks first
     check_output_path(input_path, output_path, overwrite)
+    before = _identity(input_path)
     with AudioReader(input_path) as reader:
         info = reader.info
         sink, fmt, out_subtype = make_sink(output_path, info.subtype, subtype, overwrite)
@@ -248,6 +274,11 @@ def process_file(
                 device=torch_device,
                 dtype=dtype,
                 name=str(input_path),
+                sanitize=sanitize,
+            )
+            exact_length = not info.subtype.startswith("MPEG_")  # mp3 lengths are estimates
+            _check_unchanged(
+                input_path, before, info.frames if exact_length else -1, stats.frames_in
             )
             sink.commit()
         except BaseException:
@@ -269,4 +300,5 @@ def process_file(
         clipped_samples=sink.clipped,
         seconds=stats.seconds,
         device=str(torch_device),
+        sanitized_samples=stats.sanitized,
     )

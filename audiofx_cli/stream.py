@@ -38,16 +38,30 @@ class StreamStats:
     output_channels: int = 0
     output_rate: float = 0.0
     seconds: float = 0.0
+    sanitize: bool = False
+    sanitized: int = 0  # non-finite input samples replaced (sanitize mode)
 
 
 def _to_tensor(
-    block: np.ndarray, device: torch.device, dtype: torch.dtype, name: str, frame_offset: int
+    block: np.ndarray,
+    device: torch.device,
+    dtype: torch.dtype,
+    name: str,
+    frame_offset: int,
+    stats: StreamStats | None = None,
 ) -> Tensor:
-    if not np.all(np.isfinite(block)):
-        bad = int(np.argmax(~np.all(np.isfinite(block), axis=1)))
-        raise ProcessingError(
-            f"{name}: input holds NaN or Inf samples (first at frame {frame_offset + bad})"
-        )
+    """A (frames, channels) block as a (channels, frames) tensor. Non-finite samples are an
+    error, or, with `stats.sanitize`, replaced (NaN -> 0, +-Inf -> +-1) and counted."""
+    finite = np.isfinite(block)
+    if not finite.all():
+        if stats is None or not stats.sanitize:
+            bad = int(np.argmax(~finite.all(axis=1)))
+            raise ProcessingError(
+                f"{name}: input holds NaN or Inf samples (first at frame {frame_offset + bad}); "
+                "use --sanitize to replace them"
+            )
+        stats.sanitized += int(finite.size - np.count_nonzero(finite))
+        block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
     return torch.from_numpy(block).to(device=device, dtype=dtype).T.contiguous()
 
 
@@ -102,22 +116,24 @@ def run_chain(
     device: torch.device,
     dtype: torch.dtype,
     name: str = "<stream>",
+    sanitize: bool = False,
 ) -> StreamStats:
     """Stream every block of `source` through `chain` into `sink`.
 
     Raises:
-        ProcessingError: NaN/Inf in the input or produced by the chain.
+        ProcessingError: NaN/Inf in the input (unless `sanitize`) or produced by the chain.
     """
     start = time.perf_counter()
-    stats = StreamStats()
+    stats = StreamStats(sanitize=sanitize)
     template = torch.zeros((channels, 0), device=device, dtype=dtype)
     chain = chain.to(device)
     with torch.no_grad():
 
         def tensors() -> Iterator[Tensor]:
             offset = 0
+            scratch = StreamStats(sanitize=sanitize)  # counts belong to the processing pass
             for block in source():
-                yield _to_tensor(block, device, dtype, name, offset)
+                yield _to_tensor(block, device, dtype, name, offset, scratch)
                 offset += block.shape[0]
 
         run_analysis(chain, tensors, template, total_frames)
@@ -132,7 +148,7 @@ def run_chain(
         stats.output_rate = float(chain.output_rate or 0.0)
         sink.open(head, stats.output_rate)
         for block in source():
-            x = _to_tensor(block, device, dtype, name, stats.frames_in)
+            x = _to_tensor(block, device, dtype, name, stats.frames_in, stats)
             stats.frames_in += block.shape[0]
             y, state = chain.step(x, state)
             _check_output(y, name, stats.frames_out)

@@ -185,7 +185,7 @@ BAD_CASES = [
     ("good", ["-c", "vocal", "--device", "cuda"], 2, "CUDA is not available"),
     ("good", ["-c", "vocal", "--device", "gpu"], 2, "unknown device 'gpu'"),
     ("good", ["-c", "vocal", "--precision", "float16"], 2, "unknown precision"),
-    ("good", ["-c", "vocal", "--chunk-seconds", "0"], 2, "chunk length must be > 0"),
+    ("good", ["-c", "vocal", "--chunk-seconds", "0"], 2, "--chunk-seconds must be > 0"),
     ("good", ["-c", "vocal", "--out", "out.xyz"], 2, "unknown output extension '.xyz'"),
     (
         "good",
@@ -194,7 +194,7 @@ BAD_CASES = [
         "FLAC cannot hold subtype FLOAT",
     ),
     ("good", ["-c", "vocal", "--out", "missing_dir/out.wav"], 2, "does not exist"),
-    ("good", ["-c", "vocal", "--no-out"], 2, "give an output file with -o"),
+    ("good", ["-c", "vocal", "--no-out"], 2, "give an output: -o OUT for one file"),
     ("missing", ["-c", "vocal"], 2, "missing.wav: no such file"),
     ("text", ["-c", "vocal"], 1, "notes.wav: cannot read audio"),
     ("empty", ["-c", "vocal"], 1, "empty.wav: cannot read audio"),

@@ -1,16 +1,19 @@
-"""`audiofx process`: run a chain over an audio file."""
+"""`audiofx process`: one file (`-o OUT`), or many (`--out-dir DIR`), or a pipe (`-`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from audiofx_cli.cli.common import DEBUG_HELP, exit_on_error, warn
 from audiofx_cli.device import PRECISIONS, check_device_name
-from audiofx_cli.errors import UsageError
+from audiofx_cli.errors import EXIT_FAILED, UsageError
 
-EXAMPLES = """
+HELP = """Process audio through a chain: one file with -o, many with --out-dir.
 
 [bold]Examples[/bold]
 
@@ -18,18 +21,195 @@ EXAMPLES = """
 
   audiofx process in.flac --chain my_chain.yaml -o out.flac --device auto --chunk-seconds 5
 
-Exit codes: 0 success, 1 processing failed, 2 usage or chain-spec error (nothing written).
+  audiofx process recordings/ --chain podcast --out-dir cleaned/ --recursive --jobs 2
+
+  audiofx process 'takes/*.flac' --chain vocal --out-dir out/ --name '{stem}_fx.{ext}'
+
+  audiofx process recordings/ --chain podcast --out-dir cleaned/ --skip-existing --shard 3/16
+
+  sox in.wav -t wav - | audiofx process - --chain rumble -o - -t wav | sox - -n stats
+
+Folders and quoted globs take the files libsndfile can open; --out-dir mirrors their
+sub-folders. Exit codes: 0 success, 1 a file failed, 2 usage or chain-spec error (nothing
+written), 130 interrupted.
 """
+
+FEATURE_FAMILIES = ("auditory", "spectral", "features")
+
+
+def _single(
+    input: str,
+    output: str,
+    chain: Any,
+    kwargs: dict[str, Any],
+    file_type: str | None,
+    quiet: bool,
+    json_path: str | None,
+) -> None:
+    from audiofx_cli.api import process_file  # imports torch
+    from audiofx_cli.io.pipes import spooled_stdin, stdout_target
+
+    with ExitStack() as stack:
+        source = stack.enter_context(spooled_stdin()) if input == "-" else Path(input)
+        if output == "-":
+            if not file_type:
+                raise UsageError("writing to stdout needs -t TYPE (wav, flac, ...)")
+            target = stack.enter_context(stdout_target(file_type))
+            kwargs = {**kwargs, "overwrite": True}
+        else:
+            if file_type and Path(output).suffix.lower() != f".{file_type.lower()}":
+                raise UsageError(f"-t {file_type} does not match the output name {output}")
+            target = Path(output)
+        report = process_file(source, target, chain, **kwargs)
+    shown = "-" if output == "-" else report.output
+    if report.sanitized_samples:
+        warn(f"{input}: replaced {report.sanitized_samples} NaN/Inf samples (--sanitize)")
+    if report.clipped_samples:
+        total = max(report.output_frames * report.output_channels, 1)
+        warn(
+            f"{shown}: clipped {report.clipped_samples} samples "
+            f"({100 * report.clipped_samples / total:.3g} %); lower the gain or write "
+            "--subtype FLOAT"
+        )
+    if json_path:
+        from audiofx_cli.batch.report import BatchSummary, write_json_report
+        from audiofx_cli.batch.runner import FileResult
+
+        result = FileResult(
+            input,
+            output,
+            "ok",
+            report.duration_s,
+            report.seconds,
+            report.peak_dbfs,
+            report.clipped_samples,
+            report.sanitized_samples,
+        )
+        write_json_report(Path(json_path), BatchSummary(1, [result]), chain)
+    if not quiet:
+        typer.echo(
+            f"wrote {shown}: {report.duration_s:.2f} s, {report.output_rate:g} Hz, "
+            f"{report.output_channels} ch, {report.format} {report.subtype}, peak "
+            f"{report.peak_dbfs:.1f} dBFS ({report.seconds:.2f} s, "
+            f"{report.realtime_factor:.0f}x real time on {report.device})",
+            err=True,
+        )
+
+
+def _batch(
+    inputs: list[str],
+    out_dir: str,
+    chain: Any,
+    kwargs: dict[str, Any],
+    *,
+    name: str,
+    recursive: bool,
+    jobs: int,
+    skip_existing: bool,
+    shard: str | None,
+    executor: str,
+    json_path: str | None,
+    quiet: bool,
+) -> int:
+    import soundfile as sf
+
+    from audiofx_cli.batch.inputs import discover, parse_shard, select_shard
+    from audiofx_cli.batch.plan import plan
+    from audiofx_cli.batch.report import BatchSummary, write_json_report
+    from audiofx_cli.batch.runner import BatchOptions, run_batch
+    from audiofx_cli.cli.batch_view import BatchProgress, print_summary
+
+    if "-" in inputs:
+        raise UsageError("'-' (stdin) needs -o OUT, not --out-dir")
+    items = discover(inputs, recursive)
+    if shard:
+        items = select_shard(items, *parse_shard(shard))
+    features = bool(chain.stages) and chain.stages[-1].definition.family in FEATURE_FAMILIES
+    chain_name = chain.name or Path(str(chain.source)).stem.removeprefix("preset:")
+    tasks = plan(items, Path(out_dir), name, chain_name, "npz" if features else None)
+    from audiofx_cli.api import make_sink  # imports torch
+
+    for task in tasks:  # every output name must be writable before anything runs
+        make_sink(task.output, None, kwargs.get("subtype"), True)
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out_dir}: cannot create output folder: {exc.strerror or exc}") from None
+    durations = {}
+    for task in tasks:
+        try:
+            durations[str(task.input)] = sf.info(str(task.input)).duration
+        except Exception:
+            durations[str(task.input)] = 0.0
+    summary = BatchSummary(len(tasks))
+    options = BatchOptions(process_kwargs=kwargs, skip_existing=skip_existing)
+    try:
+        with BatchProgress(len(tasks), sum(durations.values()), quiet) as progress:
+
+            def on_result(result: Any) -> None:
+                summary.results.append(result)
+                progress.advance(result, durations.get(result.input, 0.0))
+
+            run_batch(tasks, chain, options, jobs=jobs, executor=executor, on_result=on_result)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    finally:
+        if json_path:
+            write_json_report(Path(json_path), summary, chain)
+    print_summary(summary, quiet)
+    return EXIT_FAILED if summary.count("failed") else 0
 
 
 def process(
-    input: Annotated[str, typer.Argument(help="audio file to process (any libsndfile format)")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="audio files, folders, quoted globs, or - for stdin", show_default=False
+        ),
+    ],
     chain: Annotated[
         str, typer.Option("--chain", "-c", help="chain YAML file or preset name (vocal, ...)")
     ],
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="output file; format from its extension")
+        str | None, typer.Option("--output", "-o", help="output file for one input (- for stdout)")
     ] = None,
+    out_dir: Annotated[
+        str | None,
+        typer.Option("--out-dir", help="output folder for many inputs (mirrors sub-folders)"),
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="output name template: {stem} {ext} {chain} {parent}")
+    ] = "{stem}.{ext}",
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="scan folders and ** globs recursively")
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="files processed in parallel")] = 1,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="leave existing outputs alone (resume a batch)")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace existing outputs")
+    ] = False,
+    shard: Annotated[
+        str | None, typer.Option(help="K/N: process only shard K of N (stable split by path hash)")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local | ray (cluster from RAY_ADDRESS)")] = "local",
+    json_path: Annotated[
+        str | None,
+        typer.Option(
+            "--json", help="write a JSON report (per-file status, peak, clipping, errors)"
+        ),
+    ] = None,
+    file_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type", "-t", help="output format where there is no extension (wav, flac, ...)"
+        ),
+    ] = None,
+    sanitize: Annotated[
+        bool, typer.Option("--sanitize", help="replace NaN/Inf input samples instead of failing")
+    ] = False,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     chunk_seconds: Annotated[
         float, typer.Option(help="chunk length in seconds (memory is bounded by it)")
@@ -41,47 +221,57 @@ def process(
             help="output subtype PCM_16 | PCM_24 | PCM_32 | FLOAT | DOUBLE (default: the input's)"
         ),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="replace an existing output")
-    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print errors only")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
 ) -> None:
-    """Process an audio file through a chain and write the result (atomically)."""
     with exit_on_error(debug):
-        if output is None:
-            raise UsageError("give an output file with -o OUT")
         check_device_name(device)
         if precision not in PRECISIONS:
             raise UsageError(f"unknown precision '{precision}' (use float32 or float64)")
-        from audiofx_cli.api import process_file  # imports torch
+        if not (chunk_seconds > 0 and math.isfinite(chunk_seconds)):
+            raise UsageError(f"--chunk-seconds must be > 0, got {chunk_seconds:g}")
+        if jobs < 1:
+            raise UsageError(f"--jobs must be >= 1, got {jobs}")
+        if overwrite and skip_existing:
+            raise UsageError("--overwrite and --skip-existing exclude each other")
+        from audiofx_cli.chain.spec import load_spec
 
-        report = process_file(
-            input,
-            output,
-            chain,
-            device=device,
-            precision=precision,
-            chunk_seconds=chunk_seconds,
-            subtype=subtype,
-            overwrite=overwrite,
+        spec = load_spec(chain)
+        kwargs: dict[str, Any] = {
+            "device": device,
+            "precision": precision,
+            "chunk_seconds": chunk_seconds,
+            "subtype": subtype,
+            "overwrite": overwrite,
+            "sanitize": sanitize,
+        }
+        if output is not None:
+            if out_dir is not None:
+                raise UsageError("give -o OUT (one file) or --out-dir DIR (many), not both")
+            if len(inputs) != 1 or (inputs[0] != "-" and Path(inputs[0]).is_dir()):
+                raise UsageError(
+                    "-o names one output file; use --out-dir for folders and several inputs"
+                )
+            _single(inputs[0], output, spec, kwargs, file_type, quiet, json_path)
+            return
+        if out_dir is None:
+            raise UsageError("give an output: -o OUT for one file, --out-dir DIR for many")
+        code = _batch(
+            inputs,
+            out_dir,
+            spec,
+            kwargs,
+            name=name,
+            recursive=recursive,
+            jobs=jobs,
+            skip_existing=skip_existing,
+            shard=shard,
+            executor=executor,
+            json_path=json_path,
+            quiet=quiet,
         )
-        if report.clipped_samples:
-            total = report.output_frames * report.output_channels
-            warn(
-                f"{report.output}: clipped {report.clipped_samples} samples "
-                f"({100 * report.clipped_samples / max(total, 1):.3g} %); lower the gain or "
-                "write --subtype FLOAT"
-            )
-        if not quiet:
-            typer.echo(
-                f"wrote {report.output}: {report.duration_s:.2f} s, "
-                f"{report.output_rate:g} Hz, {report.output_channels} ch, {report.format} "
-                f"{report.subtype}, peak {report.peak_dbfs:.1f} dBFS "
-                f"({report.seconds:.2f} s, {report.realtime_factor:.0f}x real time on "
-                f"{report.device})",
-                err=True,
-            )
+        if code:
+            raise typer.Exit(code)
 
 
-process.__doc__ = (process.__doc__ or "") + EXAMPLES
+process.__doc__ = HELP

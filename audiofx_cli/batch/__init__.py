@@ -1,0 +1,1 @@
+"""Batch processing: finding inputs, planning outputs, running files locally or on Ray."""

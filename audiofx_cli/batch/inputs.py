@@ -1,0 +1,151 @@
+"""Finding a batch's inputs: files, folders (optionally recursive) and quoted globs.
+
+Inside folders and globs, audio files are the ones libsndfile can open (a header probe), plus
+files with an audio extension (a fake or broken "x.wav" then fails with a reason in the report
+instead of vanishing). Files named explicitly are always taken. Torch-free.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+
+from audiofx_cli.errors import UsageError
+
+TEMP_SUFFIX = ".audiofx-tmp"
+# Files with these names are taken even when libsndfile cannot open them, so a broken or fake
+# "x.wav" gets a reason in the report instead of vanishing from the batch.
+AUDIO_EXTENSIONS = {
+    ".wav",
+    ".wave",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+    ".aifc",
+    ".w64",
+    ".rf64",
+    ".caf",
+    ".au",
+    ".snd",
+}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input and where it sits relative to the folder or glob base it was found under."""
+
+    path: Path
+    relative: Path  # mirrors into --out-dir
+    explicit: bool  # named on the command line (not found by a scan)
+
+    @property
+    def key(self) -> str:
+        """Stable identity used for sharding: the relative path with '/' separators."""
+        return self.relative.as_posix()
+
+
+def is_audio(path: Path) -> bool:
+    """Whether libsndfile can open the file (its header, not its name, decides)."""
+    try:
+        sf.info(str(path))
+    except Exception:
+        return False
+    return True
+
+
+def _hidden(path: Path) -> bool:
+    return path.name.startswith(".") or path.name.endswith(TEMP_SUFFIX)
+
+
+def _in_hidden_folder(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts[:-1])
+
+
+def _scan(paths: list[Path], base: Path) -> list[InputFile]:
+    found = []
+    for path in sorted(paths):
+        if not path.is_file() or _hidden(path):
+            continue
+        if path.suffix.lower() in AUDIO_EXTENSIONS or is_audio(path):
+            found.append(InputFile(path, path.relative_to(base), explicit=False))
+    return found
+
+
+def _glob_base(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def discover(inputs: list[str], recursive: bool = False) -> list[InputFile]:
+    """Expand command-line inputs into a sorted, de-duplicated list of files.
+
+    Raises:
+        UsageError: an input that does not exist and is not a glob, or a glob or folder with no
+            audio files in it.
+    """
+    items: list[InputFile] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            walker = path.rglob("*") if recursive else path.glob("*")
+            visible = [p for p in walker if not _in_hidden_folder(p.relative_to(path))]
+            found = _scan(visible, path)
+            if not found:
+                hint = "" if recursive else " (use --recursive for sub-folders)"
+                raise UsageError(f"{raw}: no audio files in this folder{hint}")
+            items += found
+        elif glob.has_magic(raw):
+            matches = [Path(p) for p in glob.glob(raw, recursive=recursive)]
+            found = _scan(matches, _glob_base(raw))
+            if not found:
+                raise UsageError(f"{raw}: no audio files match this pattern")
+            items += found
+        elif path.exists() or path.is_symlink():
+            items.append(InputFile(path, Path(path.name), explicit=True))
+        else:
+            raise UsageError(f"{raw}: no such file or folder")
+    unique: dict[str, InputFile] = {}
+    for item in items:
+        unique.setdefault(os.path.abspath(item.path), item)
+    return sorted(unique.values(), key=lambda item: (item.key, str(item.path)))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 1 <= K <= N.
+
+    Raises:
+        UsageError: malformed shard.
+    """
+    try:
+        k_text, n_text = text.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise UsageError(f"--shard must be K/N (e.g. 3/16), got '{text}'") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise UsageError(f"--shard K/N needs 1 <= K <= N, got '{text}'")
+    return k, n
+
+
+def shard_of(key: str, n: int) -> int:
+    """1-based shard of an input: a hash of its relative path, so every machine computes the
+    same split with no coordination, and adding files to a corpus never moves old ones."""
+    digest = hashlib.sha1(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n + 1
+
+
+def select_shard(items: list[InputFile], k: int, n: int) -> list[InputFile]:
+    return [item for item in items if shard_of(item.key, n) == k]
