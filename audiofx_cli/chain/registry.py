@@ -11,7 +11,18 @@ from functools import cache
 
 from audiofx_cli.chain.params import StageDef
 
-FAMILIES = ("filters", "fir", "basic", "structure", "delays", "channels")
+FAMILIES = (
+    "filters",
+    "fir",
+    "basic",
+    "structure",
+    "delays",
+    "channels",
+    "modulation",
+    "level",
+    "dynamics",
+    "distortion",
+)
 
 
 @cache
