@@ -1,0 +1,84 @@
+"""Level functions: fade curves, soft clipping, bit crushing (pure tensor functions).
+
+Fade curves map u in [0, 1] (0: start of a fade-in / end of a fade-out, 1: full level) to a gain:
+
+    linear       f(u) = u
+    exponential  f(u) = 10 ** (-5 (1 - u))        linear in dB, -100 dB to 0 dB (ffmpeg 'exp')
+    logarithmic  f(u) = max(0, 1 + log10(u) / 5)  the inverse of 'exponential' (ffmpeg 'log')
+    cosine       f(u) = (1 - cos(pi u)) / 2       raised cosine, an S-curve (ffmpeg 'hsin')
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+FADE_SHAPES = ("linear", "exponential", "logarithmic", "cosine")
+EXP_FADE_RANGE_DB = 100.0
+
+
+def fade_curve(u: Tensor, shape: str) -> Tensor:
+    """Gain of a fade at positions u (clamped to [0, 1]); see the module docstring.
+
+    Example:
+        >>> fade_curve(torch.tensor([0.0, 0.5, 1.0]), "cosine")
+        tensor([0.0000, 0.5000, 1.0000])
+    """
+    u = u.clamp(0.0, 1.0)
+    if shape == "linear":
+        return u
+    if shape == "exponential":
+        return torch.pow(10.0, -EXP_FADE_RANGE_DB / 20.0 * (1.0 - u))
+    if shape == "logarithmic":
+        return (1.0 + torch.log10(u) * (20.0 / EXP_FADE_RANGE_DB)).clamp(min=0.0)
+    if shape == "cosine":
+        return 0.5 * (1.0 - torch.cos(math.pi * u))
+    raise ValueError(f"unknown fade shape '{shape}' (use {' | '.join(FADE_SHAPES)})")
+
+
+def fade_gain(
+    start: int, frames: int, fade_in: int, fade_out: int, total: int | None, shape: str
+) -> Tensor:
+    """Gains (float64) for samples start .. start + frames - 1 of a stream of `total` samples.
+
+    Fade-in: g[n] = f(n / fade_in) for n < fade_in. Fade-out, its mirror image:
+    g[n] = f((total - 1 - n) / fade_out) for the last fade_out samples (the last sample is
+    f(0)). Overlapping fades multiply.
+    """
+    n = torch.arange(start, start + frames, dtype=torch.float64)
+    gain = torch.ones(frames, dtype=torch.float64)
+    if fade_in > 0:
+        gain = gain * torch.where(n < fade_in, fade_curve(n / fade_in, shape), 1.0)
+    if fade_out > 0 and total is not None:
+        back = (total - 1) - n
+        gain = gain * torch.where(back < fade_out, fade_curve(back / fade_out, shape), 1.0)
+    return gain
+
+
+def soft_clip(x: Tensor, drive_db: float, mix: float = 1.0, output_db: float = 0.0) -> Tensor:
+    """tanh soft clipper: y = g_out ((1 - mix) x + mix tanh(g_drive x)).
+
+    Example:
+        >>> soft_clip(torch.tensor([0.0, 10.0]), drive_db=0.0)
+        tensor([0., 1.])
+    """
+    drive = 10.0 ** (drive_db / 20.0)
+    out = 10.0 ** (output_db / 20.0)
+    wet = torch.tanh(x * drive)
+    if mix != 1.0:
+        wet = mix * wet + (1.0 - mix) * x
+    return wet * out if out != 1.0 else wet
+
+
+def quantize_midtread(x: Tensor, bits: int) -> Tensor:
+    """Uniform mid-tread quantiser with 2**bits levels over [-1, 1): step 2 ** (1 - bits),
+    y = step * floor(x / step + 1/2). Zero is a level; nothing is clipped.
+
+    Example:
+        >>> quantize_midtread(torch.tensor([0.1, 0.3, -0.7]), bits=2)
+        tensor([ 0.0000,  0.5000, -0.5000])
+    """
+    step = 2.0 ** (1 - bits)
+    return torch.floor(x / step + 0.5) * step
