@@ -21,12 +21,13 @@ from audiofx_cli.chain.registry import registry
 from audiofx_cli.stages.base import Chain
 from audiofx_cli.stream import run_analysis
 from tests.conftest import unit_noise
+from tests.ir_fixture import convolve_example
 
 RATE = 44100
 TOLERANCE = 1e-5  # max abs difference, float32, unit-peak noise
 
 # name -> function(tmp_path) returning the stage in YAML form, for examples that need files
-EXAMPLE_OVERRIDES: dict[str, Callable[[Path], object]] = {}
+EXAMPLE_OVERRIDES: dict[str, Callable[[Path], object]] = {"convolve": convolve_example}
 
 
 def example_stage(name: str, tmp_path: Path) -> object:

@@ -19,6 +19,7 @@ FAMILIES = (
     "delays",
     "channels",
     "modulation",
+    "space",
     "level",
     "dynamics",
     "distortion",

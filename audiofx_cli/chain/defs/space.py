@@ -1,0 +1,96 @@
+"""Space stages: algorithmic reverb (`reverb`, Freeverb) and convolution (`convolve`).
+
+Tails: by default the output has the input's length; `tail_s` renders the reverberation that
+many seconds past the end of the input (from `flush`). Torch-free: the IR file is only looked
+at here (soundfile), read by the stage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from audiofx_cli.chain.defs.delays import tail_param
+from audiofx_cli.chain.params import Param, ParamError, StageDef
+
+_IMPL = "audiofx_cli.stages.space"
+MAX_IR_SECONDS = 60.0
+
+
+def read_ir(path: str | Path) -> tuple[Any, int]:
+    """Read an impulse response: ((channels, taps) float64 array, sample rate).
+
+    Raises:
+        ParamError: missing or unreadable file, empty, too long, or non-finite values.
+    """
+    import numpy as np
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError("ir", f"impulse response file not found: {path}")
+    try:
+        data, rate = sf.read(path, dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise ParamError("ir", f"cannot read impulse response {path}: {exc}") from None
+    if data.shape[0] == 0:
+        raise ParamError("ir", f"impulse response {path} is empty")
+    if data.shape[0] > MAX_IR_SECONDS * rate:
+        raise ParamError(
+            "ir", f"impulse response {path} is {data.shape[0] / rate:.1f} s long (at most 60 s)"
+        )
+    if not np.all(np.isfinite(data)):
+        raise ParamError("ir", f"impulse response {path} holds NaN or Inf values")
+    return data.T.copy(), int(rate)
+
+
+def _check_convolve(params: dict[str, Any], sample_rate: float | None) -> None:
+    path = Path(params["ir"])
+    if not path.is_file():
+        raise ParamError("ir", f"impulse response file not found: {path}")
+    if sample_rate is not None and not float(sample_rate).is_integer():
+        raise ParamError("ir", f"resampling the IR needs an integer rate, got {sample_rate:g} Hz")
+
+
+def _level(name: str, default: float, doc: str) -> Param:
+    return Param(name, "float", doc, default=default, low=0, high=1)
+
+
+DEFS = [
+    StageDef(
+        "reverb",
+        "algorithmic reverb (Freeverb: 8 combs + 4 all-passes per channel, stereo spread)",
+        [
+            _level("room_size", 0.5, "decay time: comb feedback 0.7 + 0.28 room_size"),
+            _level("damping", 0.5, "high-frequency damping in the combs"),
+            _level("wet", 0.33, "reverberated level (Freeverb scale: x 3)"),
+            _level("dry", 0.4, "direct level (Freeverb scale: x 2)"),
+            _level("width", 1.0, "stereo width of the wet signal (0 mono, 1 full)"),
+            tail_param(),
+        ],
+        f"{_IMPL}:Reverb",
+        "space",
+        "- reverb: {room_size: 0.7, damping: 0.3, wet: 0.4, dry: 0.5, tail_s: 0.01}",
+    ),
+    StageDef(
+        "convolve",
+        "convolution with an impulse response file (FFT overlap-save, streaming)",
+        [
+            Param("ir", "path", "impulse response audio file (relative to the chain file)"),
+            Param("wet", "float", "gain of the convolved signal", default=1.0, low=0, high=10),
+            Param("dry", "float", "gain of the direct signal", default=0.0, low=0, high=10),
+            Param(
+                "normalize",
+                "choice",
+                "scale the IR: peak (max |h| = 1), energy (sum h^2 = 1), none",
+                default="none",
+                choices=("none", "peak", "energy"),
+            ),
+            tail_param(),
+        ],
+        f"{_IMPL}:Convolve",
+        "space",
+        "- convolve: {ir: room.wav, wet: 0.5, dry: 0.5}",
+        _check_convolve,
+    ),
+]
