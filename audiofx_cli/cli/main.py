@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from audiofx_cli import __version__
+from audiofx_cli.cli.bench import bench
 from audiofx_cli.cli.process import process
 from audiofx_cli.cli.stages import stages
 from audiofx_cli.cli.validate import validate
@@ -43,6 +44,7 @@ def _main(
 app.command()(process)
 app.command()(validate)
 app.command()(stages)
+app.command()(bench)
 
 
 def main() -> None:

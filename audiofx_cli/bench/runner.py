@@ -1,0 +1,466 @@
+"""Run the benchmark: plan, memory check, signal, timing, peak memory, error, speed-ups.
+
+Method (what `docs/bench.md` documents):
+
+- One test signal per (channels, duration): Gaussian noise drawn in float32 from a seeded
+  generator, each channel scaled to peak 1. Alive at once: the signal, the float32 reference,
+  and one backend's output plus its work space (`Backend.copies`); the memory needed is
+  estimated from that before anything runs, and a plan that cannot fit is refused.
+- Per backend: `prepare` (design, build, copy to the device) is not timed; `--warmup` full runs
+  are not timed; then `--repeat` timed runs of `Prepared.run()`, each between two `sync()`
+  calls (CUDA synchronised), giving median, min and max. The output of the last timed run is
+  the one checked against the reference.
+- Peak memory on the CPU: the process's RSS high-water mark (VmHWM) is reset through
+  /proc/self/clear_refs before the backend's runs and read after; the figure is that peak minus
+  the RSS before the runs (signal, reference and imports excluded). Where /proc cannot be
+  reset, getrusage's ru_maxrss (the peak of the whole process) is reported instead, and
+  `mem_method` says so. On CUDA: torch.cuda.max_memory_allocated above the allocation
+  before the runs.
+- speedup_vs_scipy: the scipy row's median over this row's median, from the same run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audiofx_cli.bench.backends import BACKENDS, Backend, Case
+from audiofx_cli.bench.check import reference, reference_label, relative_error
+from audiofx_cli.bench.suites import DEFAULT_RATE_HZ, SUITES, Suite
+from audiofx_cli.errors import UsageError
+
+BASELINE = "scipy"
+MB = 1024 * 1024
+Progress = Callable[[str, float], None]  # (description, runs done) -> None
+
+
+@dataclass
+class BenchOptions:
+    """What to run. None for channels/durations/backends means the suite's defaults / all."""
+
+    suites: list[str]
+    channels: list[int] | None = None
+    durations_s: list[float] | None = None
+    backends: list[str] | None = None
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    repeat: int = 5
+    warmup: int = 1
+    rate_hz: int = DEFAULT_RATE_HZ
+    chain: Any = None
+    seed: int = 0
+    tolerance: float = 1e-3
+    chunk_seconds: float = 10.0
+
+
+@dataclass
+class Row:
+    """One line of the table and of the CSV."""
+
+    suite: str
+    backend: str
+    device: str
+    device_name: str
+    channels: int
+    duration_s: float
+    sample_rate: int
+    samples: int
+    repeat: int
+    warmup: int
+    median_s: float = math.nan
+    min_s: float = math.nan
+    max_s: float = math.nan
+    msamples_per_s: float = math.nan
+    speedup_vs_scipy: float | None = None
+    rel_error: float | None = None
+    flag: str = ""
+    peak_mem_mb: float = math.nan
+    mem_method: str = ""
+    signal_mb: float = 0.0
+    cpu_model: str = ""
+    threads: int = 0
+    torch_version: str = ""
+    audiofx_version: str = ""
+    load_1m: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    rows: list[Row]
+    notes: list[str]
+    machine: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Config:
+    suite: Suite
+    channels: int
+    duration_s: float
+
+
+def plan(options: BenchOptions) -> list[Config]:
+    """Every (suite, channels, duration) to measure, in order."""
+    configs = []
+    for name in options.suites:
+        suite = SUITES[name]
+        for duration in options.durations_s or suite.durations_s:
+            for channels in options.channels or suite.channels:
+                configs.append(Config(suite, channels, duration))
+    return configs
+
+
+def selected_backends(options: BenchOptions, kind: str) -> list[Backend]:
+    names = options.backends or list(BACKENDS)
+    return [BACKENDS[n] for n in names if kind in BACKENDS[n].kinds]
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable from /proc/meminfo (else physical memory from sysconf)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def estimate_bytes(options: BenchOptions, config: Config) -> tuple[int, float]:
+    """(bytes, copies): signal + reference + the hungriest backend's copies, in float32."""
+    frames = int(round(config.duration_s * options.rate_hz))
+    signal = config.channels * frames * 4
+    chunk = int(round(options.chunk_seconds * options.rate_hz))
+    work = [b.work_copies(chunk) for b in selected_backends(options, config.suite.kind)]
+    copies = 2.0 + max(work, default=0.0)
+    return int(signal * copies), copies
+
+
+def check_memory(options: BenchOptions, available: int | None = None) -> None:
+    """Refuse, before anything runs, a plan whose biggest configuration cannot fit in RAM.
+
+    Raises:
+        UsageError: with the configuration, the estimate and what is available.
+    """
+    available = available_memory_bytes() if available is None else available
+    for config in plan(options):
+        need, copies = estimate_bytes(options, config)
+        if need > 0.9 * available:
+            signal_gb = need / copies / 1e9
+            raise UsageError(
+                f"{config.suite.name} at {config.channels} ch x {config.duration_s:g} s needs "
+                f"about {need / 1e9:.1f} GB ({signal_gb:.2f} GB float32 signal x {copies:g} "
+                f"copies: signal, reference, output and work space) but only "
+                f"{available / 1e9:.1f} GB of memory is available; use fewer channels, a "
+                "shorter --duration, or leave out the hungriest backend (torchaudio)"
+            )
+        if config.suite.kind == "file":
+            disk = config.channels * int(config.duration_s * options.rate_hz) * 4 * 3
+            free = _free_disk(Path(tempfile.gettempdir()))
+            if disk > free:
+                raise UsageError(
+                    f"file suite at {config.channels} ch x {config.duration_s:g} s writes about "
+                    f"{disk / 1e9:.1f} GB in {tempfile.gettempdir()} but only "
+                    f"{free / 1e9:.1f} GB is free there (set TMPDIR to a bigger disk)"
+                )
+
+
+def _free_disk(path: Path) -> int:
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def make_signal(channels: int, frames: int, seed: int) -> np.ndarray:
+    """Seeded Gaussian noise, (channels, frames) float32, each channel scaled to peak 1."""
+    x = np.random.default_rng(seed).standard_normal((channels, frames), dtype=np.float32)
+    for row in x:  # in place, channel by channel: no float64 copy of the whole signal
+        peak = float(np.max(np.abs(row))) if row.size else 0.0
+        if peak > 0:
+            row /= peak
+    return x
+
+
+# --------------------------------------------------------------------------- memory
+def _rss_status(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Peak memory a backend adds while it runs (see the module docstring for the method)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.method = ""
+        self.base = 0
+
+    def start(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            self.method = "cuda max_memory_allocated"
+            return
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            self.base = _rss_status("VmRSS") or 0
+            self.method = "rss high-water (VmHWM)"
+        except OSError:
+            self.base = 0
+            self.method = "ru_maxrss (whole process)"
+
+    def peak_mb(self) -> float:
+        if self.device.startswith("cuda"):
+            import torch
+
+            return (torch.cuda.max_memory_allocated(self.device) - self.base) / MB
+        if self.method.startswith("rss"):
+            return ((_rss_status("VmHWM") or 0) - self.base) / MB
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB
+
+
+# --------------------------------------------------------------------------- machine
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    from audiofx_cli import __version__
+
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count() or 0,
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "audiofx_version": __version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+        "load_1m": os.getloadavg()[0],
+    }
+
+
+def _device_name(device: str, machine: dict[str, Any]) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return machine["cpu_model"]
+
+
+# --------------------------------------------------------------------------- running
+def time_runs(prepared: Any, repeat: int, warmup: int, tick: Callable[[], None]) -> Any:
+    """Warm-up runs, then `repeat` timed runs; returns (seconds per run, last output)."""
+    for _ in range(warmup):
+        prepared.sync()
+        out = prepared.run()
+        prepared.sync()
+        del out
+        tick()
+    times = []
+    out = None
+    for _ in range(repeat):
+        out = None  # free the previous output before the next run allocates its own
+        prepared.sync()
+        start = time.perf_counter()
+        out = prepared.run()
+        prepared.sync()
+        times.append(time.perf_counter() - start)
+        tick()
+    return times, out
+
+
+def _devices_for(backend: Backend, devices: list[str]) -> list[str]:
+    return devices if backend.uses_device else ["cpu"]
+
+
+def count_runs(options: BenchOptions) -> int:
+    total = 0
+    for config in plan(options):
+        for backend in selected_backends(options, config.suite.kind):
+            total += len(_devices_for(backend, options.devices)) * (options.repeat + options.warmup)
+    return total
+
+
+def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchResult:
+    """Measure every planned configuration with every selected backend.
+
+    Returns:
+        BenchResult: rows (one per suite, backend, device, channels, duration), notes (filter
+        designs, references, skipped backends) and machine info.
+    """
+    machine = machine_info()
+    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    rows: list[Row] = []
+    done = 0.0
+
+    def report(text: str) -> None:
+        if progress:
+            progress(text, done)
+
+    if "chain" in options.suites and options.chain is None:
+        raise UsageError("the chain suite needs a chain: --chain FILE_OR_PRESET")
+    for name in options.suites:
+        suite = SUITES[name]
+        notes.extend(suite.notes)
+        if suite.kind in ("chain", "file") and options.chain is not None:
+            notes.append(f"{name}: chain {options.chain}")
+        if suite.filters and not (suite.kind in ("chain", "file") and options.chain is not None):
+            notes.append(f"{name}: {suite.describe_filters()}")
+    for config in plan(options):
+        suite = config.suite
+        frames = max(1, int(round(config.duration_s * options.rate_hz)))
+        x = make_signal(config.channels, frames, options.seed)
+        chunk = int(round(options.chunk_seconds * options.rate_hz))
+        with tempfile.TemporaryDirectory(prefix="audiofx-bench-") as tmp:
+            case = Case(suite, x, options.rate_hz, chain=options.chain, chunk_frames=chunk)
+            if suite.kind == "file":
+                from audiofx_cli.bench.files import write_float_wav
+
+                case.workdir = Path(tmp)
+                case.input_path = write_float_wav(
+                    x, options.rate_hz, Path(tmp) / "input.wav", chunk or frames
+                )
+            report(f"{suite.name} {config.channels} ch x {config.duration_s:g} s: reference")
+            ref = reference(case)
+            label = f"{suite.name}: error vs {reference_label(case)}"
+            if label not in notes:
+                notes.append(label)
+            for backend in selected_backends(options, suite.kind):
+                for device in _devices_for(backend, options.devices):
+                    runs = options.repeat + options.warmup
+                    if backend.name in skipped:
+                        done += runs
+                        continue
+                    reason = backend.unavailable()
+                    if reason is not None:
+                        skipped[backend.name] = reason
+                        done += runs
+                        continue
+                    row = Row(
+                        suite=suite.name,
+                        backend=backend.name,
+                        device=device,
+                        device_name=_device_name(device, machine),
+                        channels=config.channels,
+                        duration_s=config.duration_s,
+                        sample_rate=options.rate_hz,
+                        samples=config.channels * frames,
+                        repeat=options.repeat,
+                        warmup=options.warmup,
+                        signal_mb=x.nbytes / MB,
+                        cpu_model=machine["cpu_model"],
+                        threads=machine["threads"],
+                        torch_version=machine["torch_version"],
+                        audiofx_version=machine["audiofx_version"],
+                    )
+                    label = f"{suite.name} {config.channels} ch x {config.duration_s:g} s"
+                    counted = 0
+
+                    def tick(label: str = label, name: str = backend.name) -> None:
+                        nonlocal done, counted
+                        done += 1
+                        counted += 1
+                        report(f"{label}: {name}")
+
+                    report(f"{label}: {backend.name} (prepare)")
+                    failure = _measure(backend, case, device, options, ref, row, tick)
+                    done += runs - counted
+                    if failure is not None:
+                        if backend.optional:
+                            skipped[backend.name] = f"failed to run ({failure})"
+                            continue
+                        row.flag, row.note = "FAILED", failure
+                    row.load_1m = os.getloadavg()[0]
+                    rows.append(row)
+            del ref
+        del x
+    _speedups(rows)
+    for name, reason in skipped.items():
+        notes.append(f"{name}: skipped, {reason}")
+    for backend in {BACKENDS[r.backend] for r in rows}:
+        if backend.summary:
+            notes.append(backend.summary)
+    return BenchResult(rows, notes, machine)
+
+
+def _measure(
+    backend: Backend,
+    case: Case,
+    device: str,
+    options: BenchOptions,
+    ref: np.ndarray,
+    row: Row,
+    tick: Callable[[], None],
+) -> str | None:
+    """Fill `row` with timings, memory and error; returns a failure message or None."""
+    try:
+        case.device = device
+        prepared = backend.prepare(case)
+        memory = PeakMemory(device)
+        memory.start()
+        times, out = time_runs(prepared, options.repeat, options.warmup, tick)
+        row.peak_mem_mb = memory.peak_mb()
+        row.mem_method = memory.method
+        error, problem = relative_error(out, ref)
+        del out, prepared
+    except Exception as exc:  # a backend's failure is reported in its row, not fatal
+        return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    row.median_s = statistics.median(times)
+    row.min_s, row.max_s = min(times), max(times)
+    row.msamples_per_s = row.samples / row.median_s / 1e6 if row.median_s > 0 else math.inf
+    if backend.name == "io-only":
+        row.note = "no DSP: decode + encode only"
+        return None
+    row.rel_error = error
+    if problem or not math.isfinite(error) or error > options.tolerance:
+        row.flag = "WRONG"
+        row.note = problem or f"error {error:.2g} > tolerance {options.tolerance:g}"
+    else:
+        row.flag = "ok"
+    return None
+
+
+def _speedups(rows: list[Row]) -> None:
+    """speedup_vs_scipy from the same run; for the file suite, the io-only share in `note`."""
+    base: dict[tuple[str, int, float], Row] = {}
+    for row in rows:
+        if row.backend in (BASELINE, "io-only") and math.isfinite(row.median_s):
+            base[(row.suite, row.channels, row.duration_s)] = row
+    for row in rows:
+        ref = base.get((row.suite, row.channels, row.duration_s))
+        if ref is None or not math.isfinite(row.median_s) or row.median_s <= 0:
+            continue
+        if ref.backend == BASELINE:
+            row.speedup_vs_scipy = ref.median_s / row.median_s
+        elif row.backend != "io-only":
+            share = 100 * ref.median_s / row.median_s
+            row.note = (row.note + "; " if row.note else "") + (
+                f"{row.median_s / ref.median_s:.2f}x io-only (decode + encode {share:.0f}% of it)"
+            )
