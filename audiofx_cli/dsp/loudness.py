@@ -3,8 +3,9 @@
 Torch-free (numpy + scipy): used by the `normalize` stage's analysis pass and by `audiofx info`.
 
 - K-weighting: the two BS.1770 biquads (high shelf + RLB high-pass), derived for any sample rate
-  from the analog prototype behind the 48 kHz table (the libebur128 derivation); at 48 kHz they
-  equal Tables 1 and 2 of BS.1770-4.
+  by the bilinear transform of the analog prototypes behind the 48 kHz table (the libebur128
+  parameters, with the high-pass gain kept rate-independent); at 48 kHz they equal Tables 1 and
+  2 of BS.1770-4.
 - Gating blocks of 400 ms with 75 % overlap: the K-weighted signal's energy is summed over
   100 ms segments; each block is 4 consecutive segments. Segment k starts at sample
   floor(k * rate / 10), so blocks tile exactly at any rate.
@@ -77,7 +78,7 @@ def k_weighting_sos(sample_rate: float) -> np.ndarray:
 
     Example:
         >>> sos = k_weighting_sos(48000)
-        >>> [round(v, 8) for v in sos[0, :3]]
+        >>> [round(float(v), 8) for v in sos[0, :3]]
         [1.53512486, -2.69169619, 1.19839281]
     """
     f0, gain_db, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
@@ -96,7 +97,12 @@ def k_weighting_sos(sample_rate: float) -> np.ndarray:
     f0, q = 38.13547087602444, 0.5003270373238773
     k = math.tan(math.pi * f0 / sample_rate)
     a0 = 1.0 + k / q + k * k
-    highpass = [1.0, -2.0, 1.0, 1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0]
+    # Table 2's numerator is [1, -2, 1] at 48 kHz, i.e. a pass-band gain of a0(48 kHz) (+0.043
+    # dB). Keeping that analog gain at every rate gives b = a0(48 kHz) / a0 * [1, -2, 1]
+    # (libebur128 keeps [1, -2, 1], whose gain drifts with the rate: +0.26 dB at 8 kHz).
+    k48 = math.tan(math.pi * f0 / 48000.0)
+    b0 = (1.0 + k48 / q + k48 * k48) / a0
+    highpass = [b0, -2.0 * b0, b0, 1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0]
     return np.array([shelf, highpass], dtype=np.float64)
 
 
