@@ -20,6 +20,7 @@ FAMILIES = (
     "channels",
     "modulation",
     "space",
+    "rate",
     "level",
     "dynamics",
     "distortion",
