@@ -1,17 +1,29 @@
 """IIR filtering of second-order-section cascades with explicit state (zi in, zf out).
 
-The recursion runs in float64 whatever the signal dtype (coefficients near z = 1 need it), on
-the CPU through scipy.signal.sosfilt (direct form II transposed, as scipy's zi). The output has
-the input's dtype and device. Gradients flow to the input: the adjoint of a causal LTI filter is
-the same filter run backwards in time.
+Engines (`sosfilt(..., engine=)`), all exact to float64 rounding and all carrying scipy's `zi`
+state (direct form II transposed per section), so they can be mixed chunk by chunk:
+
+- "lanes" (CPU default): compiled SIMD kernel, channels and time segments as vector lanes,
+  all sections in registers, lane groups on all cores (`audiofx_cli.dsp.iir_cpu`).
+- "scan" (default on any non-CPU device): block state-space with an associative scan in torch
+  ops, parallel over time and channels (`audiofx_cli.dsp.scan`).
+- "scipy": scipy.signal.sosfilt, the fallback when no kernel can be compiled here.
+
+The recursion runs in float64 whatever the signal dtype (coefficients near z = 1 need it). The
+output has the input's dtype and device. Gradients flow to the input: the adjoint of a causal
+LTI filter is the same filter run backwards in time.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import torch
 from scipy import signal
 from torch import Tensor
+
+ENGINES = ("auto", "lanes", "scan", "scipy")
 
 
 def sos_zeros_state(sos: Tensor, x: Tensor) -> Tensor:
@@ -30,9 +42,55 @@ def _sosfilt_numpy(
     return y.reshape(x.shape), zf.reshape(sos.shape[0], *lead, 2)
 
 
-def _run(sos: Tensor, x: Tensor, zi: Tensor | None) -> tuple[Tensor, Tensor | None]:
+def choose_engine(x: Tensor, engine: str = "auto") -> str:
+    """The engine `sosfilt` uses for `x` ('auto': lanes on CPU when compiled kernels work here,
+    scan on other devices; AUDIOFX_IIR_ENGINE overrides 'auto')."""
+    if engine == "auto":
+        engine = os.environ.get("AUDIOFX_IIR_ENGINE", "auto")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown IIR engine {engine!r} (use one of {', '.join(ENGINES)})")
+    if engine != "auto":
+        return engine
+    if x.device.type != "cpu":
+        return "scan"
+    from audiofx_cli.dsp import iir_kernels
+
+    return "lanes" if iir_kernels.available() else "scipy"
+
+
+def _run_lanes(sos: Tensor, x: Tensor, zi: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    from audiofx_cli.dsp.iir_cpu import sosfilt_lanes
+
+    lead, frames = x.shape[:-1], x.shape[-1]
+    work = x.detach()
+    if work.dtype not in (torch.float32, torch.float64):
+        work = work.float()
+    rows = work.reshape(-1, frames).contiguous().numpy()
+    sos_np = sos.detach().to("cpu", torch.float64).numpy()
+    zi_np = (
+        None if zi is None else zi.detach().to("cpu", torch.float64).reshape(sos.shape[0], -1, 2)
+    )
+    y, zf = sosfilt_lanes(
+        sos_np, rows, None if zi_np is None else zi_np.numpy(), threads=torch.get_num_threads()
+    )
+    y_t = torch.from_numpy(y).reshape(x.shape).to(dtype=x.dtype)
+    zf_t = None if zi is None else torch.from_numpy(zf).reshape(sos.shape[0], *lead, 2)
+    return y_t, zf_t
+
+
+def _run(
+    sos: Tensor, x: Tensor, zi: Tensor | None, engine: str = "auto"
+) -> tuple[Tensor, Tensor | None]:
     if x.numel() == 0:
         return x.clone(), zi
+    engine = choose_engine(x, engine)
+    if engine == "scan":
+        from audiofx_cli.dsp.scan import sosfilt_scan
+
+        y, zf = sosfilt_scan(sos.detach(), x.detach(), None if zi is None else zi.detach())
+        return y, None if zi is None else zf
+    if engine == "lanes" and x.device.type == "cpu":
+        return _run_lanes(sos, x, zi)
     sos_np = sos.detach().to("cpu", torch.float64).numpy()
     x_np = x.detach().to("cpu", torch.float64).numpy()
     zi_np = None if zi is None else zi.detach().to("cpu", torch.float64).numpy()
@@ -44,8 +102,9 @@ def _run(sos: Tensor, x: Tensor, zi: Tensor | None) -> tuple[Tensor, Tensor | No
 
 class _SOSFilt(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, sos: Tensor, zi: Tensor | None):  # type: ignore[override]
-        y, zf = _run(sos, x, zi)
+    def forward(ctx, x: Tensor, sos: Tensor, zi: Tensor | None, engine: str):  # type: ignore[override]
+        y, zf = _run(sos, x, zi, engine)
+        ctx.engine = engine
         ctx.save_for_backward(sos)
         ctx.mark_non_differentiable(zf) if zf is not None else None
         return y, zf
@@ -53,11 +112,13 @@ class _SOSFilt(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y: Tensor, grad_zf: Tensor | None):  # type: ignore[override]
         (sos,) = ctx.saved_tensors
-        grad_x, _ = _run(sos, grad_y.flip(-1), None)
-        return grad_x.flip(-1), None, None
+        grad_x, _ = _run(sos, grad_y.flip(-1).contiguous(), None, ctx.engine)
+        return grad_x.flip(-1), None, None, None
 
 
-def sosfilt(sos: Tensor, x: Tensor, zi: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+def sosfilt(
+    sos: Tensor, x: Tensor, zi: Tensor | None = None, engine: str = "auto"
+) -> tuple[Tensor, Tensor | None]:
     """Filter `x` along its last axis with a cascade of second-order sections.
 
     Args:
@@ -65,6 +126,7 @@ def sosfilt(sos: Tensor, x: Tensor, zi: Tensor | None = None) -> tuple[Tensor, T
         x: (..., time) signal, any float dtype and device.
         zi: state from `sos_zeros_state` or a previous call; None means zero state and no
             final state is returned.
+        engine: 'auto', 'lanes', 'scan' or 'scipy' (see the module docstring).
 
     Returns:
         (y, zf): y has x's shape, dtype and device; zf is the state after the last sample
@@ -80,5 +142,5 @@ def sosfilt(sos: Tensor, x: Tensor, zi: Tensor | None = None) -> tuple[Tensor, T
         True
     """
     if x.requires_grad and torch.is_grad_enabled():
-        return _SOSFilt.apply(x, sos, zi)
-    return _run(sos, x, zi)
+        return _SOSFilt.apply(x, sos, zi, engine)
+    return _run(sos, x, zi, engine)
