@@ -267,8 +267,9 @@ class Limiter(Stage):
             state = self.init_state(x)
         frames, lag = x.shape[-1], self.latency
         block = _batches(x)
-        channels = block.shape[1]
-        level = np.abs(block).max(axis=1) if self.link else np.abs(block).reshape(-1, frames)
+        batch, channels = block.shape[0], block.shape[1]
+        magnitude = np.abs(block)
+        level = magnitude.max(axis=1) if self.link else magnitude.reshape(batch * channels, frames)
         with np.errstate(divide="ignore"):
             required = np.minimum(1.0, self.ceiling / level)
         reduction = -20.0 * np.log10(required)
