@@ -17,7 +17,7 @@ from audiofx_cli.chain.build import build_chain
 from audiofx_cli.chain.spec import ChainSpec, check_rate, load_spec, spec_from_stages
 from audiofx_cli.device import resolve_device, resolve_dtype
 from audiofx_cli.errors import ChainSpecError, OutputExistsError, ProcessingError, UsageError
-from audiofx_cli.io.audio import AtomicAudioWriter, AudioReader, output_format
+from audiofx_cli.io.audio import DITHER_MODES, AtomicAudioWriter, AudioReader, output_format
 from audiofx_cli.stages.base import Chain
 from audiofx_cli.stream import run_chain
 
@@ -104,8 +104,11 @@ class AudioSink:
     """Writes audio atomically: the engine's Sink plus `commit` / `abort` (opened once the
     output's channel count and rate are known)."""
 
-    def __init__(self, path: Path, fmt: str, subtype: str, overwrite: bool) -> None:
+    def __init__(
+        self, path: Path, fmt: str, subtype: str, overwrite: bool, dither: str = "tpdf"
+    ) -> None:
         self.path, self.fmt, self.subtype, self.overwrite = path, fmt, subtype, overwrite
+        self.dither = dither  # for integer PCM: 'tpdf' | 'none' (see io.audio.quantize)
         self.writer: AtomicAudioWriter | None = None
 
     def open(self, template: Tensor, sample_rate: float) -> None:
@@ -118,6 +121,7 @@ class AudioSink:
             self.fmt,
             self.subtype,
             overwrite=self.overwrite,
+            dither=self.dither,
         )
 
     def write(self, y: Tensor) -> None:
@@ -142,15 +146,22 @@ class AudioSink:
 
 
 def make_sink(
-    output_path: Path, input_subtype: str | None, subtype: str | None, overwrite: bool
+    output_path: Path,
+    input_subtype: str | None,
+    subtype: str | None,
+    overwrite: bool,
+    dither: str = "tpdf",
 ) -> tuple[AudioSink, str, str]:
     """The sink for an output path, chosen by extension. Returns (sink, format, subtype).
 
     Raises:
         AudioFormatError: unknown extension or impossible subtype (exit 2).
+        UsageError: unknown dither mode (exit 2).
     """
+    if dither not in DITHER_MODES:
+        raise UsageError(f"unknown dither '{dither}' (use {' | '.join(DITHER_MODES)})")
     fmt, out_subtype = output_format(output_path, input_subtype, subtype)
-    return AudioSink(output_path, fmt, out_subtype, overwrite), fmt, out_subtype
+    return AudioSink(output_path, fmt, out_subtype, overwrite, dither), fmt, out_subtype
 
 
 def _identity(path: Path) -> tuple[int, int, int]:
@@ -207,6 +218,7 @@ def process_file(
     subtype: str | None = None,
     overwrite: bool = False,
     sanitize: bool = False,
+    dither: str = "tpdf",
 ) -> ProcessReport:
     """Run a chain over an audio file in chunks and write the result atomically.
 
@@ -221,6 +233,8 @@ def process_file(
         overwrite: replace an existing output.
         sanitize: replace NaN / Inf input samples (by 0 / +-1) instead of failing; the count
             is in the report.
+        dither: 'tpdf' (default) or 'none': TPDF dither when writing integer PCM (seeded:
+            deterministic); samples already on the output grid are written unchanged.
 
     Returns:
         ProcessReport with frames, peak, clipped samples (integer PCM) and timing.
@@ -245,12 +259,12 @@ def process_file(
         raise UsageError(f"{input_path}: no such file")
     if input_path.is_dir():
         raise UsageError(f"{input_path}: is a folder (give an audio file)")
-    make_sink(output_path, None, subtype, overwrite)  # extension and subtype checks first
+    make_sink(output_path, None, subtype, overwrite, dither)  # extension, subtype, dither checks
     check_output_path(input_path, output_path, overwrite)
     before = _identity(input_path)
     with AudioReader(input_path) as reader:
         info = reader.info
-        sink, fmt, out_subtype = make_sink(output_path, info.subtype, subtype, overwrite)
+        sink, fmt, out_subtype = make_sink(output_path, info.subtype, subtype, overwrite, dither)
         try:
             check_rate(spec, info.sample_rate)
         except ChainSpecError as exc:

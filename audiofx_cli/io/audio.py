@@ -2,7 +2,8 @@
 
 Integer PCM is quantised here, not by libsndfile: samples are scaled by 2^(bits-1), rounded,
 clipped to the format's range and counted, so float -> PCM -> float round-trips exactly and
-clipping is reported instead of wrapping around.
+clipping is reported instead of wrapping around. Writers add TPDF dither by default (seeded, so
+output is deterministic) to samples that are not already on the output grid; see `quantize`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ INT_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 LOSSY_SUBTYPES = {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"}
 SUBTYPE_CHOICES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
 _CODEC_DEFAULTS = {"OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}
+DITHER_MODES = ("tpdf", "none")
+DITHER_SEED = 0  # default seed of the dither generator: the same input gives the same file
 
 
 @dataclass(frozen=True)
@@ -145,13 +148,38 @@ def output_format(
     return fmt, "PCM_16" if sf.check_format(fmt, "PCM_16") else sf.default_subtype(fmt)
 
 
-def quantize(block: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
+def tpdf_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Triangular dither in LSB: the difference of two independent uniform [0, 1) draws, so
+    triangular on (-1, 1), mean 0, variance 1/6. Draws 2 values per sample in C order, so the
+    noise of consecutive blocks equals the noise of their concatenation."""
+    u = rng.random((*shape, 2))
+    return u[..., 0] - u[..., 1]
+
+
+def quantize(
+    block: np.ndarray,
+    bits: int,
+    dither: str = "none",
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, int]:
     """Float samples -> integers as libsndfile expects them (int16 container up to 16 bits,
-    left-justified int32 above). Returns (ints, number of clipped samples)."""
+    left-justified int32 above). Returns (ints, number of clipped samples).
+
+    dither 'tpdf' adds `tpdf_noise` (2 LSB wide) before rounding to every sample that is not
+    already exactly on the output grid; samples on the grid (an unprocessed PCM input, digital
+    silence) are written unchanged. The clipped count is that of the signal itself (rounded
+    without dither); dither that would step past full scale is clamped and not counted.
+    """
+    if dither not in DITHER_MODES:
+        raise ValueError(f"unknown dither '{dither}' (use {' | '.join(DITHER_MODES)})")
     scale = float(1 << (bits - 1))
-    q = np.rint(np.asarray(block, dtype=np.float64) * scale)
+    scaled = np.asarray(block, dtype=np.float64) * scale
+    q = np.rint(scaled)
     lo, hi = -scale, scale - 1
     clipped = int(np.count_nonzero((q < lo) | (q > hi)))
+    if dither == "tpdf":
+        noise = tpdf_noise(rng if rng is not None else np.random.default_rng(DITHER_SEED), q.shape)
+        q = np.where(q == scaled, q, np.rint(scaled + noise))
     np.clip(q, lo, hi, out=q)
     if bits <= 16:
         return (q * (1 << (16 - bits))).astype(np.int16), clipped
@@ -179,8 +207,14 @@ class AtomicAudioWriter:
         format: str,
         subtype: str,
         overwrite: bool = False,
+        dither: str = "tpdf",
+        rng: np.random.Generator | None = None,
     ) -> None:
         self.path = Path(path)
+        if dither not in DITHER_MODES:
+            raise ValueError(f"unknown dither '{dither}' (use {' | '.join(DITHER_MODES)})")
+        self.dither = dither
+        self.rng = rng if rng is not None else np.random.default_rng(DITHER_SEED)
         self.format, self.subtype = format, subtype
         self.overwrite = overwrite
         self.bits = INT_BITS.get(subtype)
@@ -207,7 +241,7 @@ class AtomicAudioWriter:
         block = np.ascontiguousarray(block)
         self.peak = max(self.peak, float(np.max(np.abs(block))))
         if self.bits is not None:
-            data, clipped = quantize(block, self.bits)
+            data, clipped = quantize(block, self.bits, self.dither, self.rng)
             self.clipped += clipped
         elif self.subtype in ("FLOAT", "DOUBLE"):
             data = block
