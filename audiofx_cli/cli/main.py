@@ -8,6 +8,7 @@ import typer
 
 from audiofx_cli import __version__
 from audiofx_cli.cli.bench import bench
+from audiofx_cli.cli.info import info
 from audiofx_cli.cli.process import process
 from audiofx_cli.cli.stages import stages
 from audiofx_cli.cli.validate import validate
@@ -44,6 +45,7 @@ def _main(
 app.command()(process)
 app.command()(validate)
 app.command()(stages)
+app.command()(info)
 app.command()(bench)
 
 
