@@ -27,6 +27,8 @@ def build_chain(spec: ChainSpec | list[StageSpec], sample_rate: float) -> Chain:
         cls = load_impl(stage.definition)
         try:
             module = cls(sample_rate=rate, **kwargs)
+            if hasattr(module, "connect"):  # feature stages read earlier stages' axes (fc_hz)
+                module.connect(list(modules))
         except ParamError as exc:
             raise stage.error(exc.key, exc.message) from None
         except ValueError as exc:

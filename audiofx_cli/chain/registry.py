@@ -24,6 +24,8 @@ FAMILIES = (
     "level",
     "dynamics",
     "distortion",
+    "auditory",
+    "spectral",
 )
 
 
