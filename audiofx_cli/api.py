@@ -160,6 +160,10 @@ def make_sink(
     """
     if dither not in DITHER_MODES:
         raise UsageError(f"unknown dither '{dither}' (use {' | '.join(DITHER_MODES)})")
+    if output_path.suffix.lower() in (".npz", ".pt"):  # feature arrays (io/features.py)
+        from audiofx_cli.io.features import make_feature_sink
+
+        return make_feature_sink(output_path, subtype, overwrite)  # type: ignore[return-value]
     fmt, out_subtype = output_format(output_path, input_subtype, subtype)
     return AudioSink(output_path, fmt, out_subtype, overwrite, dither), fmt, out_subtype
 

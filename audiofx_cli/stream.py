@@ -139,11 +139,13 @@ def run_chain(
         run_analysis(chain, tensors, template, total_frames)
         state = chain.init_state(template, total_frames)
         head, state = chain.step(template, state)
-        if head.dim() != 2:
+        if head.dim() != 2 and not getattr(sink, "accepts_features", False):
             raise UsageError(
-                f"{name}: the chain outputs features of shape "
-                f"{tuple(head.shape)}, not audio; write them to a feature file"
+                f"{name}: the chain outputs features of shape {tuple(head.shape)}, not "
+                "audio; write them to a feature file (-o out.npz or out.pt)"
             )
+        if hasattr(sink, "describe"):  # feature sinks record the chain's axes and the source
+            sink.describe(chain, name)
         stats.output_channels = head.shape[0]
         stats.output_rate = float(chain.output_rate or 0.0)
         sink.open(head, stats.output_rate)

@@ -1,0 +1,278 @@
+"""Feature files: `.npz` (numpy) or `.pt` (torch) holding a feature array with its axes.
+
+`FeatureSink` is the engine's sink for chains that end in a feature stage. It streams every
+chunk to a temporary raw file beside the target (bounded memory: one chunk at a time), then on
+`commit` writes the final file to another temporary name and renames it into place (atomic; an
+existing output is replaced only with overwrite). `data` is stored time-major (numpy Fortran
+order), which is what lets chunks along the time axis be appended without knowing the final
+length; `np.load` and `torch.load` return it with its logical shape (channel, ..., time).
+
+Keys (see docs/features.md): data, axes, one coordinate array per axis (channel, fc_hz,
+mfc_hz, freq_hz, mel_hz, mfcc, time_s), counts / mask / ragged / ragged_over for ragged axes,
+sample_rate, frame_rate, time_offset_s, chain (JSON), source, audiofx_version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from audiofx_cli.errors import AudioFormatError, AudioWriteError, UsageError
+from audiofx_cli.stages.feature_axes import FeatureAxes, chain_axes
+
+FEATURE_SUFFIXES = (".npz", ".pt")
+_DTYPES = {None: "float32", "FLOAT": "float32", "DOUBLE": "float64"}
+_BLOCK = 1 << 24
+
+
+def chain_dict(chain: Any) -> dict[str, Any]:
+    """The chain's stages and full parameters in ChainSpec.to_dict() form."""
+    stages = []
+    for stage in chain:
+        params = {
+            k: ([chain_dict(b)["stages"] for b in v] if k == "branches" else v)
+            for k, v in getattr(stage, "params", {}).items()
+        }
+        stages.append({getattr(stage, "stage_name", type(stage).__name__): params})
+    return {"stages": stages}
+
+
+def _json(value: Any) -> str:
+    def default(obj: Any) -> Any:
+        if isinstance(obj, np.ndarray | Tensor):
+            return np.asarray(obj).tolist()
+        if isinstance(obj, np.generic):
+            return obj.item()
+        return str(obj)
+
+    return json.dumps(value, default=default)
+
+
+def metadata(axes: FeatureAxes, n_frames: int, chain: Any, source: str | None) -> dict[str, Any]:
+    """Everything stored beside `data`: axis names and coordinates, rates, chain, source."""
+    from audiofx_cli import __version__
+
+    meta: dict[str, Any] = {"axes": list(axes.names)}
+    for name, values in axes.coords.items():
+        meta[name] = np.asarray(values)
+    meta["time_s"] = axes.time_s(n_frames)
+    if axes.ragged is not None and axes.counts is not None:
+        meta["counts"] = np.asarray(axes.counts, dtype=np.int64)
+        meta["mask"] = axes.mask()
+        meta["ragged"] = axes.ragged
+        meta["ragged_over"] = axes.ragged_over
+    meta.update(
+        sample_rate=float(axes.sample_rate),
+        frame_rate=float(axes.frame_rate),
+        time_offset_s=float(axes.time_offset_s),
+        chain=_json(chain_dict(chain)) if chain is not None else "{}",
+        source=source or "",
+        audiofx_version=__version__,
+    )
+    return meta
+
+
+def feature_dtype(subtype: str | None) -> str:
+    """float32 (default, FLOAT) or float64 (DOUBLE) for `--subtype`.
+
+    Raises:
+        AudioFormatError: any other subtype.
+    """
+    key = subtype.upper() if subtype else None
+    if key not in _DTYPES:
+        raise AudioFormatError(
+            f"feature files hold float32 (--subtype FLOAT, default) or float64 "
+            f"(--subtype DOUBLE) data, got --subtype {subtype}"
+        )
+    return _DTYPES[key]
+
+
+class FeatureSink:
+    """Engine sink writing a feature file (.npz or .pt) atomically, in bounded memory.
+
+    Args:
+        path: target file; the format comes from its suffix.
+        overwrite: replace an existing target.
+        dtype: 'float32' or 'float64' for `data`.
+    """
+
+    accepts_features = True
+
+    def __init__(self, path: str | Path, overwrite: bool = False, dtype: str = "float32") -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in FEATURE_SUFFIXES:
+            raise UsageError(f"{self.path}: feature files end in .npz or .pt")
+        self.format = suffix[1:]
+        self.overwrite = overwrite
+        self.dtype = np.dtype(dtype)
+        self.chain: Any = None
+        self.source: str | None = None
+        self.axes: FeatureAxes | None = None
+        self.raw: Path | None = None
+        self._file: Any = None
+        self.shape: tuple[int, ...] = ()
+        self.frames = 0
+        self.peak = 0.0
+        self.clipped = 0
+
+    def describe(self, chain: Any, source: str | None) -> None:
+        """Called by the engine before `open`: the chain (for its axes) and the input's name."""
+        self.chain, self.source = chain, source
+
+    def open(self, template: Tensor, sample_rate: float) -> None:
+        if self.chain is not None:
+            axes = chain_axes(self.chain, getattr(self.chain, "sample_rate", None))
+        else:
+            axes = FeatureAxes.audio(sample_rate)
+        axes = axes.replace(frame_rate=float(sample_rate))
+        if len(axes.names) != template.dim():
+            names = tuple(f"dim{i}" for i in range(template.dim() - 1)) + ("time_s",)
+            axes = FeatureAxes(names, float(sample_rate), axes.sample_rate)
+        self.axes = axes.for_channels(template.shape[0])
+        self.shape = tuple(template.shape[:-1])
+        fd, raw = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".audiofx-tmp.raw", dir=self.path.parent or "."
+        )
+        self.raw = Path(raw)
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, y: Tensor) -> None:
+        if y.shape[-1] == 0:
+            return
+        block = y.detach().to("cpu").numpy().astype(self.dtype, copy=False)
+        if block.size:
+            self.peak = max(self.peak, float(np.max(np.abs(block))))
+        try:
+            self._file.write(np.ascontiguousarray(block.T).tobytes())
+        except OSError as exc:
+            raise AudioWriteError(f"{self.path}: write failed: {exc.strerror or exc}") from None
+        self.frames += y.shape[-1]
+
+    def commit(self) -> None:
+        assert self.axes is not None and self.raw is not None
+        self._file.close()
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".audiofx-tmp", dir=self.path.parent or "."
+        )
+        os.close(fd)
+        final = Path(tmp)
+        try:
+            meta = metadata(self.axes, self.frames, self.chain, self.source)
+            shape = (*self.shape, self.frames)
+            if self.format == "npz":
+                _write_npz(final, self.raw, shape, self.dtype, meta)
+            else:
+                _write_pt(final, self.raw, shape, self.dtype, meta)
+            self.raw.unlink(missing_ok=True)
+            _place(final, self.path, self.overwrite)
+        except OSError as exc:
+            final.unlink(missing_ok=True)
+            self.abort()
+            raise AudioWriteError(
+                f"{self.path}: cannot finish writing: {exc.strerror or exc}"
+            ) from None
+        except BaseException:
+            final.unlink(missing_ok=True)
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        if self.raw is not None:
+            self.raw.unlink(missing_ok=True)
+
+
+def make_feature_sink(
+    path: Path, subtype: str | None, overwrite: bool
+) -> tuple[FeatureSink, str, str]:
+    """(sink, format, subtype) for a .npz / .pt output, as `api.make_sink` returns."""
+    dtype = feature_dtype(subtype)
+    return FeatureSink(path, overwrite, dtype), path.suffix.lower()[1:], dtype
+
+
+def _write_npz(
+    target: Path, raw: Path, shape: tuple[int, ...], dtype: np.dtype, meta: dict[str, Any]
+) -> None:
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": True, "shape": shape}
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zf.open("data.npy", "w", force_zip64=True) as out, open(raw, "rb") as src:
+            np.lib.format.write_array_header_2_0(out, header)
+            while block := src.read(_BLOCK):
+                out.write(block)
+        for name, value in meta.items():
+            array = np.asarray(value) if not isinstance(value, list) else np.array(value)
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, array, allow_pickle=False)
+    with open(target, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _write_pt(
+    target: Path, raw: Path, shape: tuple[int, ...], dtype: np.dtype, meta: dict[str, Any]
+) -> None:
+    count = int(np.prod(shape))
+    if count:
+        mapped = np.memmap(raw, dtype=dtype, mode="c", shape=tuple(reversed(shape)))
+        data = torch.from_numpy(mapped).permute(*reversed(range(len(shape))))
+    else:
+        data = torch.zeros(shape, dtype=torch.float64 if dtype == np.float64 else torch.float32)
+    payload: dict[str, Any] = {"data": data}
+    for name, value in meta.items():
+        if isinstance(value, np.ndarray):
+            payload[name] = torch.from_numpy(np.ascontiguousarray(value))
+        else:
+            payload[name] = value
+    torch.save(payload, target)
+    del data
+
+
+def _place(tmp: Path, path: Path, overwrite: bool) -> None:
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic, fails if the target appeared meanwhile
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise AudioWriteError(
+            f"{path}: appeared while processing; not overwritten (use --overwrite)"
+        ) from None
+    except OSError:
+        if path.exists():
+            tmp.unlink(missing_ok=True)
+            raise AudioWriteError(f"{path}: exists; not overwritten") from None
+        os.replace(tmp, path)
+    tmp.unlink(missing_ok=True)
+
+
+def read_feature_file(path: str | Path) -> tuple[np.ndarray | Tensor, dict[str, Any]]:
+    """(data, metadata) from a .npz or .pt file written by `FeatureSink` or `save`."""
+    path = Path(path)
+    if path.suffix.lower() == ".pt":
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        data = payload.pop("data")
+        meta = {k: (v.numpy() if isinstance(v, Tensor) else v) for k, v in payload.items()}
+        return data, meta
+    with np.load(path, allow_pickle=False) as npz:
+        meta = {}
+        for name in npz.files:
+            if name == "data":
+                continue
+            value = npz[name]
+            meta[name] = value.item() if value.ndim == 0 else value
+        data = npz["data"]
+    meta["axes"] = [str(a) for a in meta["axes"]]
+    return data, meta
