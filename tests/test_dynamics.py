@@ -238,3 +238,32 @@ def test_streaming_equals_whole_on_program_material(stage):
     whole = stage(x)
     for sizes in ([1] * 100 + [x.shape[-1]], [4801] * 21, [0, 13, 9000, 0, 100_000]):
         np.testing.assert_allclose(chunked(stage, x, sizes).numpy(), whole.numpy(), atol=1e-9)
+
+
+YAML_CHAIN = """\
+stages:
+  - gate: {threshold_db: -60, range_db: 20}
+  - compressor: {threshold_db: -24, ratio: 3, knee_db: 6, makeup_db: 4, detector: rms}
+  - distortion: {drive_db: 3, mix: 0.2}
+  - bitcrush: {bits: 16}
+  - fade: {in_s: 0.1, out_s: 0.5, shape: cosine}
+  - normalize: {mode: lufs, target_db: -16}
+  - limiter: {ceiling_db: -1, lookahead_ms: 5}
+"""
+
+
+def test_new_stages_run_from_a_yaml_chain_through_audiofx_process(tmp_path, runner, speech_file):
+    from audiofx_cli.cli.main import app
+
+    chain = tmp_path / "master.yaml"
+    chain.write_text(YAML_CHAIN)
+    out = tmp_path / "out.wav"
+    result = runner.invoke(
+        app,
+        ["process", str(speech_file), "-c", str(chain), "-o", str(out), "--chunk-seconds", "0.3"],
+    )
+    assert result.exit_code == 0, result.output
+    y, rate = sf.read(out, always_2d=True)
+    assert y.shape[0] == sf.info(speech_file).frames
+    assert np.abs(y).max() <= 10 ** (-1 / 20) + 2**-15  # the ceiling, plus at most 1 LSB dither
+    assert np.abs(y[-50:]).max() <= 2 * 2**-15  # faded out to the last sample

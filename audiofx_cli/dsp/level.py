@@ -47,13 +47,15 @@ def fade_gain(
     g[n] = f((total - 1 - n) / fade_out) for the last fade_out samples (the last sample is
     f(0)). Overlapping fades multiply.
     """
-    n = torch.arange(start, start + frames, dtype=torch.float64)
     gain = torch.ones(frames, dtype=torch.float64)
-    if fade_in > 0:
-        gain = gain * torch.where(n < fade_in, fade_curve(n / fade_in, shape), 1.0)
-    if fade_out > 0 and total is not None:
-        back = (total - 1) - n
-        gain = gain * torch.where(back < fade_out, fade_curve(back / fade_out, shape), 1.0)
+    if fade_in > 0 and start < fade_in:  # samples start .. fade_in - 1 of the stream
+        stop = min(frames, fade_in - start)
+        n = torch.arange(start, start + stop, dtype=torch.float64)
+        gain[:stop] = fade_curve(n / fade_in, shape)
+    if fade_out > 0 and total is not None and start + frames > total - fade_out:
+        first = max(0, total - fade_out - start)  # chunk offset where the fade-out begins
+        back = (total - 1) - torch.arange(start + first, start + frames, dtype=torch.float64)
+        gain[first:] = gain[first:] * fade_curve(back / fade_out, shape)
     return gain
 
 

@@ -251,8 +251,9 @@ class TruePeakMeter:
             return
         self._peak = np.maximum(self._peak, np.abs(x).max(axis=(-2, -1)))
         full = np.concatenate([self._history, x], axis=-1)
+        skip = self._history.shape[-1]  # outputs that need samples before the history
         for phase in TRUE_PEAK_PHASES:
-            y = signal.convolve(full, phase[None, None, :], mode="valid", method="direct")
+            y = signal.lfilter(phase, [1.0], full, axis=-1)[..., skip:]
             self._peak = np.maximum(self._peak, np.abs(y).max(axis=(-2, -1)))
         self._history = full[..., full.shape[-1] - self._history.shape[-1] :]
 

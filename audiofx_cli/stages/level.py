@@ -181,6 +181,10 @@ class Fade(Stage):
             state = self.init_state(x)
         frames = x.shape[-1]
         position: int = state["position"]
-        gain = fade_gain(position, frames, self.fade_in, self.fade_out, state["total"], self.shape)
-        new_state: dict[str, Any] = {"position": position + frames, "total": state["total"]}
+        total = state["total"]
+        new_state: dict[str, Any] = {"position": position + frames, "total": total}
+        fading_out = self.fade_out > 0 and position + frames > total - self.fade_out
+        if position >= self.fade_in and not fading_out:
+            return x, new_state  # between the fades: unchanged
+        gain = fade_gain(position, frames, self.fade_in, self.fade_out, total, self.shape)
         return x * gain.to(device=x.device, dtype=x.dtype), new_state
