@@ -18,7 +18,8 @@ def _link() -> Param:
     return Param(
         "link",
         "bool",
-        "one gain for all channels (from the loudest channel); false: each channel on its own",
+        "one gain for all channels (level: max |x| over channels, or the mean of their mean "
+        "squares for rms); false: each channel on its own",
         default=True,
     )
 
