@@ -130,7 +130,7 @@ def _batch(
     from audiofx_cli.api import make_sink  # imports torch
 
     for task in tasks:  # every output name must be writable before anything runs
-        make_sink(task.output, None, kwargs.get("subtype"), True)
+        make_sink(task.output, None, kwargs.get("subtype"), True, kwargs["dither"])
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -210,6 +210,12 @@ def process(
     sanitize: Annotated[
         bool, typer.Option("--sanitize", help="replace NaN/Inf input samples instead of failing")
     ] = False,
+    dither: Annotated[
+        str, typer.Option(help="tpdf | none: dither when writing integer PCM (seeded)")
+    ] = "tpdf",
+    fuse: Annotated[
+        bool, typer.Option("--fuse/--no-fuse", help="fuse runs of linear stages (same output)")
+    ] = True,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     chunk_seconds: Annotated[
         float, typer.Option(help="chunk length in seconds (memory is bounded by it)")
@@ -244,6 +250,8 @@ def process(
             "subtype": subtype,
             "overwrite": overwrite,
             "sanitize": sanitize,
+            "dither": dither,
+            "fuse": fuse,
         }
         if output is not None:
             if out_dir is not None:
