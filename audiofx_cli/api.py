@@ -39,6 +39,7 @@ def load_chain(
     sample_rate: float,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    fuse: bool = True,
 ) -> Chain:
     """Build a chain for a sample rate: an `nn.Sequential` usable in plain PyTorch code.
 
@@ -48,6 +49,8 @@ def load_chain(
         sample_rate: of the audio it will process, in Hz.
         device: where the coefficients live ('cpu', 'cuda', 'auto', or a torch.device).
         dtype: processing dtype of parameters (designed coefficients stay float64).
+        fuse: fuse runs of linear time-invariant stages into one operator (same output,
+            faster); False keeps one module per stage.
 
     Returns:
         `Chain`: ``chain(x)`` filters a whole (..., channels, time) tensor; ``init_state`` /
@@ -62,7 +65,7 @@ def load_chain(
         >>> chain(torch.randn(2, 48000)).shape
         torch.Size([2, 48000])
     """
-    built = build_chain(as_spec(chain), sample_rate)
+    built = build_chain(as_spec(chain), sample_rate, fuse=fuse)
     target = resolve_device(device) if isinstance(device, str) else device
     return built.to(device=target, dtype=dtype)
 
@@ -223,6 +226,7 @@ def process_file(
     overwrite: bool = False,
     sanitize: bool = False,
     dither: str = "tpdf",
+    fuse: bool = True,
 ) -> ProcessReport:
     """Run a chain over an audio file in chunks and write the result atomically.
 
@@ -239,6 +243,7 @@ def process_file(
             is in the report.
         dither: 'tpdf' (default) or 'none': TPDF dither when writing integer PCM (seeded:
             deterministic); samples already on the output grid are written unchanged.
+        fuse: fuse runs of linear time-invariant stages (default; `--no-fuse` disables).
 
     Returns:
         ProcessReport with frames, peak, clipped samples (integer PCM) and timing.
@@ -274,7 +279,7 @@ def process_file(
         except ChainSpecError as exc:
             exc.args = (f"{input_path} ({info.sample_rate} Hz): {exc}",)
             raise
-        built = build_chain(spec, info.sample_rate).to(dtype=dtype)
+        built = build_chain(spec, info.sample_rate, fuse=fuse).to(dtype=dtype)
         chunk_frames = max(1, int(round(chunk_seconds * info.sample_rate)))
         read_dtype = "float64" if dtype == torch.float64 else "float32"
 

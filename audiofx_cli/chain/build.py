@@ -8,8 +8,11 @@ from audiofx_cli.chain.spec import ChainSpec, StageSpec, check_rate
 from audiofx_cli.stages.base import Chain
 
 
-def build_chain(spec: ChainSpec | list[StageSpec], sample_rate: float) -> Chain:
+def build_chain(spec: ChainSpec | list[StageSpec], sample_rate: float, fuse: bool = True) -> Chain:
     """Build the stages of `spec` for `sample_rate` (rate-dependent checks included).
+
+    With `fuse` (default), runs of consecutive linear time-invariant stages become one
+    operator with the same output (`audiofx_cli.chain.fuse`); `fuse=False` keeps every stage.
 
     Raises:
         ChainSpecError: a rate-dependent check or a stage's construction failed; the message
@@ -23,7 +26,9 @@ def build_chain(spec: ChainSpec | list[StageSpec], sample_rate: float) -> Chain:
         kwargs = dict(stage.params)
         for param in stage.definition.params:
             if param.kind == "branches":
-                kwargs[param.name] = [build_chain(branch, rate) for branch in kwargs[param.name]]
+                kwargs[param.name] = [
+                    build_chain(branch, rate, fuse) for branch in kwargs[param.name]
+                ]
         cls = load_impl(stage.definition)
         try:
             module = cls(sample_rate=rate, **kwargs)
@@ -35,4 +40,8 @@ def build_chain(spec: ChainSpec | list[StageSpec], sample_rate: float) -> Chain:
             raise stage.error(None, str(exc)) from None
         modules.append(module)
         rate = module.output_rate
+    if fuse:
+        from audiofx_cli.chain.fuse import fuse_stages
+
+        modules = fuse_stages(modules)
     return Chain(*modules, sample_rate=float(sample_rate))

@@ -65,6 +65,15 @@ class Stage(nn.Module):
         """Output length for an input of `frames` samples (None when unknown)."""
         return frames
 
+    def linear_operator(self) -> list[Any] | None:
+        """This stage as linear time-invariant parts for chain fusion, or None.
+
+        None (the default) means "not LTI, or not declared": the stage is never fused. LTI
+        stages return a list of `audiofx_cli.dsp.lti` parts (FIRPart / SOSPart) with the
+        same streaming meaning as the stage, latency included.
+        """
+        return None
+
     def forward(self, x: Tensor) -> Tensor:
         if self.needs_analysis:
             self.finish_analysis(self.analyze(x, self.init_analysis(x[..., :0], x.shape[-1])))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from torch import Tensor
 
 from audiofx_cli.dsp import design
@@ -24,6 +27,11 @@ class Gain(Stage):
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         return x * self.linear_gain, None
+
+    def linear_operator(self) -> list[Any] | None:
+        from audiofx_cli.dsp.lti import FIRPart
+
+        return [FIRPart(np.array([self.linear_gain]), 0)]
 
 
 class DCRemove(SOSFilter):

@@ -44,6 +44,11 @@ class SOSFilter(Stage):
     def forward(self, x: Tensor) -> Tensor:
         return sosfilt(self.sos, x)[0]
 
+    def linear_operator(self) -> list[Any] | None:
+        from audiofx_cli.dsp.lti import SOSPart
+
+        return [SOSPart(self.sos.detach().cpu().numpy().copy())]
+
 
 class LowPass(SOSFilter):
     """Low-pass IIR filter (`lowpass`)."""
@@ -216,3 +221,10 @@ class BAStage(Stage):
         if self.sos is not None:
             return sosfilt(self.sos, x, sos_zeros_state(self.sos, x) if state is None else state)
         return fir_filter(self.taps, x, state)
+
+    def linear_operator(self) -> list[Any] | None:
+        from audiofx_cli.dsp.lti import FIRPart, SOSPart
+
+        if self.sos is not None:
+            return [SOSPart(self.sos.detach().cpu().numpy().copy())]
+        return [FIRPart(self.taps.detach().cpu().numpy().copy(), 0)]

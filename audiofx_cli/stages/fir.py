@@ -45,6 +45,11 @@ class FIRFilter(Stage):
         drop = min(state["drop"], y.shape[-1])
         return y[..., drop:], {"history": history, "drop": state["drop"] - drop}
 
+    def linear_operator(self) -> list[Any] | None:
+        from audiofx_cli.dsp.lti import FIRPart
+
+        return [FIRPart(self.taps.detach().cpu().numpy().copy(), self.latency)]
+
     def flush(self, state: State) -> Tensor | None:
         if not self.latency or state is None:
             return None

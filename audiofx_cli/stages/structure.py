@@ -36,6 +36,15 @@ class Parallel(Stage):
             "pending": [None] * len(self.branches),
         }
 
+    def linear_operator(self) -> list[Any] | None:
+        from audiofx_cli.chain.fuse import stage_operator
+        from audiofx_cli.dsp.lti import parallel
+
+        branches = [stage_operator(branch) for branch in self.branches]
+        if any(b is None for b in branches):
+            return None
+        return parallel(branches, self.weights)  # type: ignore[arg-type]
+
     def _sum(self, pending: list[Tensor], n: int) -> Tensor:
         out = pending[0][..., :n] * self.weights[0]
         for w, p in zip(self.weights[1:], pending[1:], strict=True):
