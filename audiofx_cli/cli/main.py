@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from audiofx_cli import __version__
 from audiofx_cli.cli.bench import bench
 from audiofx_cli.cli.info import info
+from audiofx_cli.cli.plot import plot
 from audiofx_cli.cli.process import process
 from audiofx_cli.cli.stages import stages
 from audiofx_cli.cli.validate import validate
@@ -26,7 +26,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"audiofx {__version__}")
+        from audiofx_cli.cli.version import version_text
+
+        typer.echo(version_text())
         raise typer.Exit()
 
 
@@ -35,7 +37,7 @@ def _main(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", "-V", callback=_version, is_eager=True, help="print the version and exit"
+            "--version", "-V", callback=_version, is_eager=True, help="print the versions and exit"
         ),
     ] = False,
 ) -> None:
@@ -47,6 +49,7 @@ app.command()(validate)
 app.command()(stages)
 app.command()(info)
 app.command()(bench)
+app.command()(plot)
 
 
 def main() -> None:
