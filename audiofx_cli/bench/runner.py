@@ -11,8 +11,8 @@ Method (what `docs/bench.md` documents):
   calls (CUDA synchronised), giving median, min and max. The output of the last timed run is
   the one checked against the reference.
 - Peak memory on the CPU: the process's RSS high-water mark (VmHWM) is reset through
-  /proc/self/clear_refs before the backend's runs and read after; the figure is that peak minus
-  the RSS before the runs (signal, reference and imports excluded). Where /proc cannot be
+  /proc/self/clear_refs after the warm-up runs and read after the timed runs; the figure is that
+  peak minus the RSS before them (signal, reference and imports excluded). Where /proc cannot be
   reset, getrusage's ru_maxrss (the peak of the whole process) is reported instead, and
   `mem_method` says so. On CUDA: torch.cuda.max_memory_allocated above the allocation
   before the runs.
@@ -21,6 +21,7 @@ Method (what `docs/bench.md` documents):
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import statistics
@@ -35,11 +36,18 @@ import numpy as np
 
 from audiofx_cli.bench.backends import BACKENDS, Backend, Case
 from audiofx_cli.bench.check import reference, reference_label, relative_error
+from audiofx_cli.bench.machine import (
+    MB,
+    PeakMemory,
+    available_memory_bytes,
+    device_name,
+    free_disk_bytes,
+    machine_info,
+)
 from audiofx_cli.bench.suites import DEFAULT_RATE_HZ, SUITES, Suite
 from audiofx_cli.errors import UsageError
 
 BASELINE = "scipy"
-MB = 1024 * 1024
 Progress = Callable[[str, float], None]  # (description, runs done) -> None
 
 
@@ -123,24 +131,16 @@ def selected_backends(options: BenchOptions, kind: str) -> list[Backend]:
     return [BACKENDS[n] for n in names if kind in BACKENDS[n].kinds]
 
 
-def available_memory_bytes() -> int:
-    """MemAvailable from /proc/meminfo (else physical memory from sysconf)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def estimate_bytes(options: BenchOptions, config: Config) -> tuple[int, float]:
-    """(bytes, copies): signal + reference + the hungriest backend's copies, in float32."""
+    """(bytes, copies): signal + reference + the leanest selected backend's copies (float32).
+
+    Backends that need more than what is free when their turn comes are skipped with a note.
+    """
     frames = int(round(config.duration_s * options.rate_hz))
     signal = config.channels * frames * 4
     chunk = int(round(options.chunk_seconds * options.rate_hz))
     work = [b.work_copies(chunk) for b in selected_backends(options, config.suite.kind)]
-    copies = 2.0 + max(work, default=0.0)
+    copies = 2.0 + min(work, default=0.0)
     return int(signal * copies), copies
 
 
@@ -159,23 +159,18 @@ def check_memory(options: BenchOptions, available: int | None = None) -> None:
                 f"{config.suite.name} at {config.channels} ch x {config.duration_s:g} s needs "
                 f"about {need / 1e9:.1f} GB ({signal_gb:.2f} GB float32 signal x {copies:g} "
                 f"copies: signal, reference, output and work space) but only "
-                f"{available / 1e9:.1f} GB of memory is available; use fewer channels, a "
-                "shorter --duration, or leave out the hungriest backend (torchaudio)"
+                f"{available / 1e9:.1f} GB of memory is available; use fewer channels or a "
+                "shorter --duration"
             )
         if config.suite.kind == "file":
             disk = config.channels * int(config.duration_s * options.rate_hz) * 4 * 3
-            free = _free_disk(Path(tempfile.gettempdir()))
+            free = free_disk_bytes(Path(tempfile.gettempdir()))
             if disk > free:
                 raise UsageError(
                     f"file suite at {config.channels} ch x {config.duration_s:g} s writes about "
                     f"{disk / 1e9:.1f} GB in {tempfile.gettempdir()} but only "
                     f"{free / 1e9:.1f} GB is free there (set TMPDIR to a bigger disk)"
                 )
-
-
-def _free_disk(path: Path) -> int:
-    stat = os.statvfs(path)
-    return stat.f_bavail * stat.f_frsize
 
 
 def make_signal(channels: int, frames: int, seed: int) -> np.ndarray:
@@ -188,100 +183,23 @@ def make_signal(channels: int, frames: int, seed: int) -> np.ndarray:
     return x
 
 
-# --------------------------------------------------------------------------- memory
-def _rss_status(field_name: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-class PeakMemory:
-    """Peak memory a backend adds while it runs (see the module docstring for the method)."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self.method = ""
-        self.base = 0
-
-    def start(self) -> None:
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device)
-            self.method = "cuda max_memory_allocated"
-            return
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-            self.base = _rss_status("VmRSS") or 0
-            self.method = "rss high-water (VmHWM)"
-        except OSError:
-            self.base = 0
-            self.method = "ru_maxrss (whole process)"
-
-    def peak_mb(self) -> float:
-        if self.device.startswith("cuda"):
-            import torch
-
-            return (torch.cuda.max_memory_allocated(self.device) - self.base) / MB
-        if self.method.startswith("rss"):
-            return ((_rss_status("VmHWM") or 0) - self.base) / MB
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB
-
-
-# --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    from audiofx_cli import __version__
-
-    return {
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count() or 0,
-        "threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "audiofx_version": __version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
-        "load_1m": os.getloadavg()[0],
-    }
-
-
-def _device_name(device: str, machine: dict[str, Any]) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    return machine["cpu_model"]
-
-
 # --------------------------------------------------------------------------- running
-def time_runs(prepared: Any, repeat: int, warmup: int, tick: Callable[[], None]) -> Any:
-    """Warm-up runs, then `repeat` timed runs; returns (seconds per run, last output)."""
+def time_runs(
+    prepared: Any,
+    repeat: int,
+    warmup: int,
+    tick: Callable[[], None],
+    warm: Callable[[], None] | None = None,
+) -> Any:
+    """Warm-up runs, `warm()`, then `repeat` timed runs; returns (seconds per run, last output)."""
     for _ in range(warmup):
         prepared.sync()
         out = prepared.run()
         prepared.sync()
         del out
         tick()
+    if warm is not None:
+        warm()
     times = []
     out = None
     for _ in range(repeat):
@@ -315,6 +233,16 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
         designs, references, skipped backends) and machine info.
     """
     machine = machine_info()
+    gc.freeze()  # torch & co. are imported: later gc.collect() calls only scan our objects
+    try:
+        return _run_bench(options, machine, progress)
+    finally:
+        gc.unfreeze()
+
+
+def _run_bench(
+    options: BenchOptions, machine: dict[str, Any], progress: Progress | None
+) -> BenchResult:
     notes: list[str] = []
     skipped: dict[str, str] = {}
     rows: list[Row] = []
@@ -367,7 +295,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
                         suite=suite.name,
                         backend=backend.name,
                         device=device,
-                        device_name=_device_name(device, machine),
+                        device_name=device_name(device, machine),
                         channels=config.channels,
                         duration_s=config.duration_s,
                         sample_rate=options.rate_hz,
@@ -381,6 +309,16 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
                         audiofx_version=machine["audiofx_version"],
                     )
                     label = f"{suite.name} {config.channels} ch x {config.duration_s:g} s"
+                    need = x.nbytes * backend.work_copies(chunk)
+                    free = available_memory_bytes()
+                    if need > 0.9 * free:  # decided before it runs: no swap storm, no OOM kill
+                        notes.append(
+                            f"{backend.name}: skipped at {label}: needs about {need / 1e9:.1f} GB "
+                            f"({backend.work_copies(chunk):g} x the signal), {free / 1e9:.1f} GB "
+                            "free"
+                        )
+                        done += runs
+                        continue
                     counted = 0
 
                     def tick(label: str = label, name: str = backend.name) -> None:
@@ -424,8 +362,12 @@ def _measure(
         case.device = device
         prepared = backend.prepare(case)
         memory = PeakMemory(device)
-        memory.start()
-        times, out = time_runs(prepared, options.repeat, options.warmup, tick)
+
+        def warm() -> None:  # the memory window covers the timed runs only
+            gc.collect()  # garbage freed during the runs would hide their own allocations
+            memory.start()
+
+        times, out = time_runs(prepared, options.repeat, options.warmup, tick, warm)
         row.peak_mem_mb = memory.peak_mb()
         row.mem_method = memory.method
         error, problem = relative_error(out, ref)
