@@ -128,7 +128,7 @@ def compute(
             raise UsageError(f"{path}: no such file")
         data, file_rate = sf.read(str(path), dtype="float64", always_2d=True)
         wave = torch.from_numpy(np.ascontiguousarray(data.T))
-        sample_rate, source = float(file_rate), path.name
+        sample_rate, source = float(file_rate), str(wave_or_path)
     else:
         wave = torch.as_tensor(wave_or_path)
         if sample_rate is None:

@@ -293,3 +293,20 @@ def hilbert_fir(n_taps: int) -> np.ndarray:
     odd = k % 2 != 0
     ideal[odd] = 2.0 / (np.pi * k[odd])
     return ideal * np.blackman(n_taps)
+
+
+def fft_fir(taps: Tensor, x: Tensor, history: Tensor) -> tuple[Tensor, Tensor]:
+    """Causal FIR y[n] = sum_k taps[k] x[n-k] of one chunk by one FFT of history + chunk.
+
+    Exact up to rounding for any chunking; `history` holds the last n_taps - 1 inputs.
+    Returns (y, new_history).
+    """
+    n_taps, n_out = taps.shape[-1], x.shape[-1]
+    joined = torch.cat([history, x], dim=-1)
+    new_history = joined[..., joined.shape[-1] - (n_taps - 1) :]
+    if n_out == 0:
+        return x, new_history
+    n_fft = 1 << (joined.shape[-1] - 1).bit_length()
+    spectrum = torch.fft.rfft(joined, n_fft) * torch.fft.rfft(taps.to(joined), n_fft)
+    full = torch.fft.irfft(spectrum, n_fft)
+    return full[..., n_taps - 1 : n_taps - 1 + n_out], new_history

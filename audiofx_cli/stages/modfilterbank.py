@@ -16,7 +16,6 @@ from torch import Tensor
 
 from audiofx_cli.chain.params import ParamError
 from audiofx_cli.dsp import modfilter as dsp
-from audiofx_cli.dsp.fir import fir_filter
 from audiofx_cli.dsp.iir import sos_zeros_state, sosfilt
 from audiofx_cli.errors import UsageError
 from audiofx_cli.stages.auditory import WholeSignalStage
@@ -258,7 +257,7 @@ class King2019Modulation(Stage):
             x64, pre = sosfilt(self.pre_sos, x64, state["pre"])
         joined = torch.cat([state["delay"], x64], dim=-1)
         delayed, new["delay"] = joined[..., : x64.shape[-1]], joined[..., x64.shape[-1] :]
-        quad_in, new["fir"] = fir_filter(self.hilbert_taps, x64, state["fir"])
+        quad_in, new["fir"] = dsp.fft_fir(self.hilbert_taps, x64, state["fir"])
         bank, quad = state["bank"].copy(), state["quad"].copy()
         zero_pre = np.zeros(3)
         y = dsp.sos_bank_filter(delayed, self.sos_np, zero_pre, bank)
