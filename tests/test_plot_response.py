@@ -300,3 +300,62 @@ def test_group_delay_of_a_parallel_sum_against_40_digit_arithmetic():
     for f, tau in zip(freqs, resp.total_group_delay_s * RATE, strict=True):
         expected = -float(mp.diff(phase, 2 * mp.pi * f / RATE))
         assert tau == pytest.approx(expected, rel=1e-10), f
+
+
+def test_delay_echo_and_convolve_are_linear_stages_too(tmp_path):
+    """As their docstrings define them: delay H = (1-mix) + mix z^-D / (1 - fb z^-D); echo
+    (SoX) y = gain_out (gain_in x + sum decay_j x[n - D_j]); convolve y = dry x + wet (h * x)."""
+    import soundfile as sf
+
+    ir = np.random.default_rng(5).standard_normal(200) * np.exp(-np.arange(200) / 40)
+    sf.write(tmp_path / "ir.wav", ir, RATE, subtype="DOUBLE")
+    chain = [
+        {"delay": {"time_ms": 3, "feedback": 0.6, "mix": 0.4}},
+        {"echo": {"delays_ms": [2, 5], "decays": [0.5, 0.25], "gain_in": 0.8, "gain_out": 0.9}},
+        {"convolve": {"ir": str(tmp_path / "ir.wav"), "wet": 0.5, "dry": 0.5}},
+    ]
+    d = 144  # 3 ms at 48 kHz
+    b_delay = np.zeros(d + 1)
+    b_delay[0], b_delay[d] = 0.6, 0.4 - 0.6 * 0.6
+    a_delay = np.zeros(d + 1)
+    a_delay[0], a_delay[d] = 1.0, -0.6
+    echo = np.zeros(241)
+    echo[0], echo[96], echo[240] = 0.9 * 0.8, 0.9 * 0.5, 0.9 * 0.25
+    conv = 0.5 * ir
+    conv[0] += 0.5
+    freqs = FREQS[:-1]
+    resp = chain_response(chain, RATE, freqs_hz=freqs)
+    assert all(s.shown for s in resp.stages)
+    refs = [freqz_ba(b_delay, a_delay, freqs), freqz_ba(echo, [1.0], freqs)]
+    refs.append(freqz_ba(conv, [1.0], freqs))
+    for stage, ref in zip(resp.stages, refs, strict=True):
+        close(stage.h, ref, rtol=1e-8)
+    tau = signal.group_delay((b_delay, a_delay), w=freqs, fs=RATE)[1]
+    np.testing.assert_allclose(resp.stages[0].group_delay_s * RATE, tau, atol=1e-6, rtol=1e-6)
+    delta = np.zeros(resp.impulse.size)
+    delta[0] = 1.0
+    ref = signal.lfilter(b_delay, a_delay, np.convolve(np.convolve(delta, echo), conv))
+    np.testing.assert_allclose(resp.impulse, ref[: delta.size], atol=1e-12)
+    assert resp.impulse.size > 20 * d  # the feedback echoes have decayed (0.6^k < 1e-5)
+
+
+def test_stages_declaring_a_linear_operator_are_read_through_it():
+    """A fused chain's FusedLTI stage is known to the plot only by its linear_operator()."""
+    from audiofx_cli import load_chain
+    from audiofx_cli.plot.response import element_of
+
+    chain = [
+        {"highpass": {"cutoff_hz": 90, "order": 3}},
+        {"fir": {"cutoff_hz": 5000, "taps": 63}},
+        {"gain": {"gain_db": 4}},
+        {"peaking": {"freq_hz": 2000, "gain_db": -3}},
+    ]
+    fused = load_chain(chain, RATE, fuse=True)
+    assert len(fused) < len(chain)
+    w = 2 * np.pi * FREQS / RATE
+    total = np.ones(FREQS.size, complex)
+    for module in fused:
+        element = element_of(module)
+        assert element is not None, module
+        total *= element.response(w)[0]
+    close(total, chain_response(chain, RATE, freqs_hz=FREQS).total, rtol=1e-9)

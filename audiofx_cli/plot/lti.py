@@ -128,6 +128,43 @@ class FIR(Element):
 
 
 @dataclass
+class FeedbackDelay(Element):
+    """y = (1 - mix) x + mix d, d[n] = x[n - D] + feedback d[n - D] (the `delay` stage):
+    H = (1 - mix) + mix z^-D / (1 - feedback z^-D)."""
+
+    delay: int
+    feedback: float
+    mix: float
+
+    def response(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = np.exp(-1j * w * self.delay)
+        den = 1.0 - self.feedback * e
+        h = (1.0 - self.mix) + self.mix * e / den
+        dh = self.mix * (-1j * self.delay * e) / (den * den)
+        return h, dh
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        d = np.zeros_like(x)
+        step = self.delay
+        for start in range(step, x.size, step):  # one block of D samples per echo
+            stop = min(start + step, x.size)
+            d[start:stop] = (
+                x[start - step : stop - step] + self.feedback * d[start - step : stop - step]
+            )
+        return (1.0 - self.mix) * x + self.mix * d
+
+    def decay_samples(self) -> int:
+        fb = abs(self.feedback)
+        if fb == 0:
+            repeats = 1
+        elif fb < 1:
+            repeats = math.ceil(math.log(1e-5) / math.log(fb)) + 1
+        else:
+            repeats = 64
+        return self.delay * repeats + 1
+
+
+@dataclass
 class Cascade(Element):
     parts: list[Element]
 

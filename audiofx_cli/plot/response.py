@@ -164,6 +164,9 @@ def element_of(module: Any) -> lti.Element | None:
         return lti.Gain(float(module.linear_gain))
     if cls.__module__ == "audiofx_cli.stages.channels" and cls.__name__ == "Invert":
         return lti.Gain(-1.0)
+    effect = _delay_effect(module)
+    if effect is not None:
+        return effect
     if isinstance(module, SOSFilter) and not _overrides(cls, SOSFilter, "step"):
         return lti.SOS(module.sos.detach().cpu().double().numpy())
     if cls is BAStage:
@@ -174,6 +177,25 @@ def element_of(module: Any) -> lti.Element | None:
         _overrides(cls, FIRFilter, m) for m in ("step", "flush")
     ):
         return lti.FIR(module.taps.detach().cpu().double().numpy(), int(module.latency))
+    return None
+
+
+def _delay_effect(module: Any) -> lti.Element | None:
+    """`delay`, `echo` and `convolve` (first IR channel), read as their docstrings define them."""
+    cls = type(module)
+    where = (cls.__module__, cls.__name__)
+    if where == ("audiofx_cli.stages.delays", "Delay"):
+        return lti.FeedbackDelay(int(module.delay), float(module.feedback), float(module.mix))
+    if where == ("audiofx_cli.stages.delays", "Echo"):
+        taps = np.zeros(max(module.delays) + 1)
+        taps[0] = module.direct
+        for delay, gain in zip(module.delays, module.gains, strict=True):
+            taps[delay] += gain
+        return lti.FIR(taps)
+    if where == ("audiofx_cli.stages.space", "Convolve"):
+        taps = float(module.wet) * module.ir.detach().cpu().double().numpy()[0]
+        taps[0] += float(module.dry)
+        return lti.FIR(taps)
     return None
 
 

@@ -18,6 +18,7 @@ from audiofx_cli.plot.style import TOTAL_COLOR, log_freq_axis, new_figure
 PANELS = ("magnitude", "phase", "group-delay", "impulse", "static")
 DEFAULT_PANELS = ("magnitude", "phase")
 PANEL_HEIGHT_PX = 300
+LEGEND_WIDTH = 42  # characters per legend line
 MASK_DB = 40.0  # phase and group delay are not drawn where a curve is this far below its peak
 
 
@@ -52,6 +53,13 @@ def default_size(panels: tuple[str, ...]) -> tuple[int, int]:
     return 1200, 110 + PANEL_HEIGHT_PX * len(panels)
 
 
+def _wrap(text: str, width: int = LEGEND_WIDTH) -> str:
+    """Legend text wrapped so the legend does not squeeze the axes."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="   ")) or text
+
+
 def _stage_phase_deg(resp: ChainResponse, stage: StageResponse) -> np.ndarray:
     w = 2 * np.pi * resp.freqs_hz / resp.sample_rate
     assert stage.h is not None and stage.group_delay_s is not None
@@ -82,11 +90,12 @@ def _magnitude(ax: Any, resp: ChainResponse, colors: list[Any]) -> None:
     top = 6 * np.ceil((top + 1.5) / 6)
     bottom = max(6 * np.floor((bottom - 1.5) / 6), top - 96)
     bottom = min(bottom, top - 12)
-    for stage, color in zip(shown, colors, strict=False):
-        ax.plot(resp.freqs_hz, stage.db, lw=1.0, color=color, alpha=0.85, label=stage.label)
+    for stage in shown:
+        color = colors[stage.index - 1]
+        ax.plot(resp.freqs_hz, stage.db, lw=1.0, color=color, alpha=0.85, label=_wrap(stage.label))
     ax.plot(resp.freqs_hz, resp.total_db, lw=2.4, color=TOTAL_COLOR, label="total")
     for stage in resp.not_shown:
-        ax.plot([], [], " ", label=f"{stage.label}: not shown ({stage.reason})")
+        ax.plot([], [], " ", label=_wrap(f"{stage.label}: not shown ({stage.reason})"))
     ax.set_ylim(bottom, top)
     ax.set_ylabel("magnitude (dB)")
     ax.set_title("magnitude")
@@ -95,7 +104,8 @@ def _magnitude(ax: Any, resp: ChainResponse, colors: list[Any]) -> None:
 
 def _phase(ax: Any, resp: ChainResponse, colors: list[Any]) -> None:
     shown = [s for s in resp.stages if s.shown]
-    for stage, color in zip(shown, colors, strict=False):
+    for stage in shown:
+        color = colors[stage.index - 1]
         assert stage.h is not None
         phase = _audible(_stage_phase_deg(resp, stage), stage.h)
         ax.plot(resp.freqs_hz, phase, lw=1.0, color=color, alpha=0.85)
@@ -107,7 +117,8 @@ def _phase(ax: Any, resp: ChainResponse, colors: list[Any]) -> None:
 def _group_delay(ax: Any, resp: ChainResponse, colors: list[Any]) -> None:
     shown = [s for s in resp.stages if s.shown]
     curves = []
-    for stage, color in zip(shown, colors, strict=False):
+    for stage in shown:
+        color = colors[stage.index - 1]
         assert stage.group_delay_s is not None and stage.h is not None
         delay = _audible(1e3 * stage.group_delay_s, stage.h)
         ax.plot(resp.freqs_hz, delay, lw=1.0, color=color, alpha=0.85)
@@ -143,8 +154,11 @@ def _impulse(ax: Any, resp: ChainResponse) -> None:
 def _static(ax: Any, resp: ChainResponse, colors: list[Any]) -> None:
     levels = np.array([-90.0, 6.0])
     ax.plot(levels, levels, color="0.6", lw=0.8, ls="--", label="unity (no processing)")
-    for curve, color in zip(resp.static_curves, colors, strict=False):
-        ax.plot(curve.input_db, curve.output_db, lw=2.0, color=color, label=curve.label)
+    for stage in resp.stages:
+        curve = stage.static
+        if curve is not None:
+            color = colors[stage.index - 1]
+            ax.plot(curve.input_db, curve.output_db, lw=2.0, color=color, label=_wrap(curve.label))
     ax.set_xlim(-90, 6)
     ax.set_ylim(-96, 12)
     ax.set_xlabel("input level (dBFS)")
@@ -176,7 +190,7 @@ def draw_response(
         elif panel == "impulse":
             _impulse(ax, resp)
         elif panel == "static":
-            _static(ax, resp, colors[::-1])
+            _static(ax, resp, colors)
         if panel in ("magnitude", "phase", "group-delay"):
             log_freq_axis(ax, float(resp.freqs_hz[0]), float(resp.freqs_hz[-1]))
             frequency_axes.append(ax)
@@ -185,7 +199,7 @@ def draw_response(
     n_linear = sum(s.shown for s in resp.stages)
     fig.suptitle(
         f"{resp.title}: response at {resp.sample_rate:g} Hz "
-        f"({n_linear} of {len(resp.stages)} stages linear; bold = whole chain)",
+        f"({n_linear} of {len(resp.stages)} stages linear; bold: all linear stages together)",
         fontsize=13,
     )
     return fig
