@@ -200,6 +200,8 @@ def test_help_has_examples(runner, command):
     assert result.exit_code == 0
     assert "Example" in result.output
     assert f"audiofx {command}" in result.output
+    if command == "plot":
+        assert "pip install 'audiofx[plot]'" in result.output  # not eaten as rich markup
 
 
 def test_misspelt_command_suggests_the_right_one():
