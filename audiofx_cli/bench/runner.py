@@ -244,7 +244,8 @@ def _run_bench(
     options: BenchOptions, machine: dict[str, Any], progress: Progress | None
 ) -> BenchResult:
     notes: list[str] = []
-    skipped: dict[str, str] = {}
+    skipped: dict[str, str] = {}  # backend -> why it cannot run at all
+    failed: dict[tuple[str, str], str] = {}  # (optional backend, suite kind) -> its failure
     rows: list[Row] = []
     done = 0.0
 
@@ -283,7 +284,7 @@ def _run_bench(
             for backend in selected_backends(options, suite.kind):
                 for device in _devices_for(backend, options.devices):
                     runs = options.repeat + options.warmup
-                    if backend.name in skipped:
+                    if backend.name in skipped or (backend.name, suite.kind) in failed:
                         done += runs
                         continue
                     reason = backend.unavailable()
@@ -332,7 +333,7 @@ def _run_bench(
                     done += runs - counted
                     if failure is not None:
                         if backend.optional:
-                            skipped[backend.name] = f"failed to run ({failure})"
+                            failed[(backend.name, suite.kind)] = failure
                             continue
                         row.flag, row.note = "FAILED", failure
                     row.load_1m = os.getloadavg()[0]
@@ -342,6 +343,8 @@ def _run_bench(
     _speedups(rows)
     for name, reason in skipped.items():
         notes.append(f"{name}: skipped, {reason}")
+    for (name, kind), failure in failed.items():
+        notes.append(f"{name}: skipped for {kind} suites, failed to run ({failure})")
     for backend in {BACKENDS[r.backend] for r in rows}:
         if backend.summary:
             notes.append(backend.summary)
