@@ -284,6 +284,7 @@ def test_torchfx_lazy_output_is_materialised_and_checked(runner, tmp_path, monke
         (["--suite", "nope"], "--suite: unknown 'nope'"),
         (["--backends", "scipy,nope"], "--backends: unknown 'nope'"),
         (["--repeat", "0"], "--repeat must be at least 1"),
+        (["--suite", "fir", "--backends", "scipy-sos"], "none of them runs the fir suite"),
         (["--suite", "chain"], "--suite chain needs --chain"),
         (["--suite", "iir", "--chain", "vocal"], "--chain is for the chain and file suites"),
         (["--device", "gpu"], "unknown device 'gpu'"),

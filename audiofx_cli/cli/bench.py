@@ -204,11 +204,20 @@ def _options(
         from audiofx_cli.bench.plot import require_matplotlib
 
         require_matplotlib()
+    chosen = parse_names(backends, list(BACKENDS), "--backends") if backends else None
+    for name in suites:
+        kind = SUITES[name].kind
+        if chosen is not None and not any(kind in BACKENDS[b].kinds for b in chosen):
+            able = [b for b in BACKENDS if kind in BACKENDS[b].kinds]
+            raise UsageError(
+                f"--backends {backends}: none of them runs the {name} suite "
+                f"(it runs on {', '.join(able)})"
+            )
     options = BenchOptions(
         suites=suites,
         channels=parse_ints(channels, "--channels") if channels is not None else None,
         durations_s=parse_seconds(duration, "--duration") if duration is not None else None,
-        backends=parse_names(backends, list(BACKENDS), "--backends") if backends else None,
+        backends=chosen,
         repeat=repeat,
         warmup=warmup,
         rate_hz=rate,
