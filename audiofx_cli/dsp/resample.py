@@ -41,10 +41,10 @@ class Quality:
 
 
 QUALITIES = {
-    "low": Quality(0.80, 60.0),
-    "medium": Quality(0.86, 80.0),
+    "low": Quality(0.80, 61.0),
+    "medium": Quality(0.86, 81.0),
     "high": Quality(0.91, 100.0),
-    "very_high": Quality(0.95, 130.0),
+    "very_high": Quality(0.95, 133.0),
 }
 
 
