@@ -45,6 +45,7 @@ def test_fir_filter_matches_lfilter_for_any_chunking(n_taps):
 
 def test_overlap_save_frame_groups_and_direct_agree(monkeypatch):
     monkeypatch.setattr(fir, "FRAME_SAMPLES", 3000)  # many frame groups on a short signal
+    monkeypatch.setattr(fir, "GROUP_SAMPLES", 6000)
     rng = np.random.default_rng(1)
     taps = torch.from_numpy(rng.standard_normal(300))
     xx = torch.from_numpy(rng.uniform(-1, 1, (2, 20299)))

@@ -65,7 +65,10 @@ def _run_lanes(sos: Tensor, x: Tensor, zi: Tensor | None) -> tuple[Tensor, Tenso
     work = x.detach()
     if work.dtype not in (torch.float32, torch.float64):
         work = work.float()
-    rows = work.reshape(-1, frames).contiguous().numpy()
+    rows = work.reshape(-1, frames)
+    if rows.stride(-1) != 1:
+        rows = rows.contiguous()  # the kernel reads each row through its own pointer: any row
+    rows = rows.numpy()  # stride works, so a chunk sliced from a longer signal is not copied
     sos_np = sos.detach().to("cpu", torch.float64).numpy()
     zi_np = (
         None if zi is None else zi.detach().to("cpu", torch.float64).reshape(sos.shape[0], -1, 2)
