@@ -30,13 +30,13 @@ def stream(taps: torch.Tensor, x: torch.Tensor, sizes: list[int]) -> torch.Tenso
 def test_fir_filter_matches_lfilter_for_any_chunking(n_taps):
     rng = np.random.default_rng(n_taps)
     taps = rng.standard_normal(n_taps)
-    x = rng.uniform(-1, 1, (2, 3, 12000))
+    x = rng.uniform(-1, 1, (2, 2, 12000))
     ref = signal.lfilter(taps, 1.0, x, axis=-1)
     scale = np.abs(taps).sum()
     t = torch.from_numpy(taps)
     for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 2e-6)):
         xt = torch.from_numpy(x).to(dtype)
-        for sizes in ([12000], [1] * 50 + [11950], [5, 700, 0, 3000, 8295], [n_taps // 2 + 1] * 40):
+        for sizes in ([12000], [1] * 20 + [11980], [5, 700, 0, 3000, 8295], [n_taps // 2 + 1] * 12):
             sizes = sizes + [12000 - sum(sizes)] if sum(sizes) < 12000 else sizes
             got = stream(t, xt, sizes)
             err = float(np.max(np.abs(got.double().numpy() - ref)) / scale)

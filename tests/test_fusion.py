@@ -63,7 +63,7 @@ def random_stage(rng: np.random.Generator, depth: int = 0) -> object:
     return {"parallel": {"branches": branches, "weights": [1.0, 0.5]}}
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(8))
 def test_random_lti_chains_fused_equal_unfused(seed):
     rng = np.random.default_rng(seed)
     stages = [random_stage(rng) for _ in range(int(rng.integers(2, 7)))]
@@ -78,7 +78,7 @@ def test_random_lti_chains_fused_equal_unfused(seed):
         assert got.shape == ref.shape
         err = float((got - ref).abs().max())
         assert err <= tol, f"{stages}: whole-signal max abs diff {err:.3g} ({dtype})"
-        for sizes in ([1] * 200 + [5800], [777] * 8, [0, 3, 5997, 0]):
+        for sizes in ([1] * 60 + [5940], [777] * 8, [0, 3, 5997, 0]):
             err = float((chunked(fused, x, sizes) - ref).abs().max())
             assert err <= tol, f"{stages} chunks {sizes[:3]}: max abs diff {err:.3g}"
 
