@@ -39,6 +39,15 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+def _forget_pool() -> None:  # a forked child (process pools) has none of the parent's threads
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 @dataclass
 class _Lane:
     row: int
