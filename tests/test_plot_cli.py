@@ -223,3 +223,18 @@ def test_install_completion_writes_a_bash_completion_script(tmp_path):
     script = tmp_path / ".bash_completions" / "audiofx.sh"
     assert script.is_file() and "_AUDIOFX_COMPLETE" in script.read_text()
     assert str(script) in (tmp_path / ".bashrc").read_text()
+
+
+def test_nan_input_and_feature_chains_are_refused(runner, tmp_path):
+    x = np.zeros((1, 1000))
+    x[0, 500] = np.nan
+    bad = write_audio(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    result = runner.invoke(app, ["plot", str(bad), "-o", str(tmp_path / "nan.png")])
+    assert result.exit_code == 1
+    assert "NaN or Inf samples (first at frame 500)" in result.output
+    good = write_audio(tmp_path / "ok.wav", 0.1 * np.ones((1, 1000)), 16000)
+    args = ["plot", str(good), "--chain", "mel-64", "-o", str(tmp_path / "m.png")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "outputs features" in result.output and "audiofx plot feats.npz" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.wav", "ok.wav"]

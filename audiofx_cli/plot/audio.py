@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from audiofx_cli.errors import ProcessingError, UsageError
 from audiofx_cli.io.audio import AudioReader
 
 MAX_WAVE_COLUMNS = 4000
@@ -204,6 +205,12 @@ class PictureBuilder:
 
     def feed(self, x: np.ndarray) -> None:
         x = np.asarray(x, dtype=np.float64)
+        finite = np.isfinite(x)
+        if not finite.all():
+            bad = int(np.argmin(finite.all(axis=0)))
+            raise ProcessingError(
+                f"NaN or Inf samples (first at frame {self.frames + bad}); nothing to draw"
+            )
         self.frames += x.shape[-1]
         self.wave.feed(x)
         self.spec.feed(x)
@@ -257,8 +264,11 @@ def file_pictures(
         original = PictureBuilder(
             "original", info.sample_rate, info.channels, info.frames, f_low_hz
         )
-        for block in _blocks(reader):
-            original.feed(block.T)
+        try:
+            for block in _blocks(reader):
+                original.feed(block.T)
+        except ProcessingError as exc:
+            raise ProcessingError(f"{path}: {exc}") from None
         processed = None
         if chain is not None:
             processed = _processed_picture(reader, chain, f_low_hz)
@@ -273,6 +283,7 @@ def _processed_picture(reader: AudioReader, chain: Any, f_low_hz: float | None) 
     from audiofx_cli.chain.spec import check_rate
     from audiofx_cli.errors import ChainSpecError
     from audiofx_cli.stages.base import Stage
+    from audiofx_cli.stages.feature_axes import chain_axes
     from audiofx_cli.stream import run_chain
 
     info = reader.info
@@ -283,11 +294,18 @@ def _processed_picture(reader: AudioReader, chain: Any, f_low_hz: float | None) 
         exc.args = (f"{info.path} ({info.sample_rate} Hz): {exc}",)
         raise
     built = build_chain(spec, info.sample_rate)
+    name = spec.name or (spec.source or "chain").removeprefix("preset:")
+    axes = chain_axes(built, info.sample_rate)
+    if not axes.is_audio:
+        raise UsageError(
+            f"chain '{name}' outputs features ({', '.join(axes.names)}), not audio: write them "
+            f"with `audiofx process {Path(info.path).name} --chain {name} -o feats.npz`, then "
+            "`audiofx plot feats.npz`"
+        )
     expected: int | None = info.frames
     for stage in built:
         if isinstance(stage, Stage):
             expected = stage.output_frames(expected)
-    name = spec.name or (spec.source or "chain").removeprefix("preset:")
 
     class _Sink:
         builder: PictureBuilder | None = None
