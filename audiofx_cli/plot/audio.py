@@ -26,6 +26,7 @@ MAX_WAVE_COLUMNS = 4000
 MAX_SPEC_COLUMNS = 1600
 N_LOG_BANDS = 256
 BLOCK_SAMPLES = 1 << 20  # samples (all channels) read at a time: ~4 MB of float32
+FRAME_BATCH = 128  # STFT frames transformed at once
 
 
 @dataclass
@@ -146,8 +147,10 @@ class SpectrogramAccumulator:
         if count:
             frames = np.lib.stride_tricks.sliding_window_view(buf, self.n_fft, axis=-1)
             frames = frames[:, : count * self.hop : self.hop]
-            power = np.mean(np.abs(np.fft.rfft(frames * self.window, axis=-1)) ** 2, axis=0)
-            self._pool(self.bands @ power.T * self.scale)
+            for start in range(0, count, FRAME_BATCH):  # bounds the FFT temporaries
+                batch = frames[:, start : start + FRAME_BATCH] * self.window
+                power = np.mean(np.abs(np.fft.rfft(batch, axis=-1)) ** 2, axis=0)
+                self._pool(self.bands @ power.T * self.scale)
         self.carry = buf[:, count * self.hop :]
 
     def _pool(self, bands: np.ndarray) -> None:
