@@ -128,6 +128,30 @@ def complex_cascade(x, out, pole_re, pole_im, gain, state_re, state_im, envelope
 
 
 @njit(**_JIT)
+def _prefilter_lowpass(x, r, out, pre, lp_sos, state, v_buf):
+    """Row r: the optional first-order pre-filter into v_buf; the 2.5 Hz low-pass (if
+    lp_sos[0] != 0) into out[r, 0]. state[:4] = [pre x1, pre y1, lp z1, lp z2]."""
+    p0, p1, z1, z2 = state[0], state[1], state[2], state[3]
+    lb0, lb1, lb2, la1, la2 = lp_sos[0], lp_sos[1], lp_sos[2], lp_sos[4], lp_sos[5]
+    use_pre = pre[0] != 0.0
+    use_lp = lb0 != 0.0
+    for t in range(x.shape[1]):
+        v = x[r, t]
+        if use_pre:
+            y = pre[0] * v + pre[1] * p0 + pre[2] * p1
+            p0 = v
+            p1 = y
+            v = y
+        v_buf[t] = v
+        if use_lp:
+            y = lb0 * v + z1
+            z1 = lb1 * v - la1 * y + z2
+            z2 = lb2 * v - la2 * y
+            out[r, 0, t] = y
+    state[0], state[1], state[2], state[3] = p0, p1, z1, z2
+
+
+@njit(**_JIT)
 def efilt_bank(
     x, out, counts, slots, gain, pole_re, pole_im, mode, post, lp_sos, pre, state, r0, r1
 ):
@@ -138,41 +162,42 @@ def efilt_bank(
     mode, post (F,): band filter g, p, output mode (0: post * Re y, 1: post * |y|);
     lp_sos (6,) the low-pass section; pre (3,) [b0, b1, -a1] of the first-order pre-filter,
     unused when pre[0] == 0. state (R, 4 + 2 M): [pre x1, pre y1, lp z1, lp z2, re/im pairs].
+    Band filters run two at a time over the whole row with their state in registers.
     """
     n_time = x.shape[1]
     n_slots = out.shape[1]
-    lb0, lb1, lb2, la1, la2 = lp_sos[0], lp_sos[1], lp_sos[2], lp_sos[4], lp_sos[5]
-    use_pre = pre[0] != 0.0
+    v_buf = np.empty(n_time)
     for r in range(r0, r1):
         count = counts[r]
-        s = state[r].copy()
-        for t in range(n_time):
-            v = x[r, t]
-            if use_pre:
-                y = pre[0] * v + pre[1] * s[0] + pre[2] * s[1]
-                s[0] = v
-                s[1] = y
-                v = y
-            y = lb0 * v + s[2]
-            s[2] = lb1 * v - la1 * y + s[3]
-            s[3] = lb2 * v - la2 * y
-            out[r, 0, t] = y
-            for m in range(1, count):
-                f = slots[r, m]
-                pr = pole_re[f]
-                pi = pole_im[f]
-                j = 4 + 2 * m
-                yr = pr * s[j] - pi * s[j + 1] + gain[f] * v
-                yi = pr * s[j + 1] + pi * s[j]
-                s[j] = yr
-                s[j + 1] = yi
-                if mode[f] == 0:
-                    out[r, m, t] = post[f] * yr
-                else:
-                    out[r, m, t] = post[f] * math.sqrt(yr * yr + yi * yi)
-            for m in range(count, n_slots):
+        _prefilter_lowpass(x, r, out, pre, lp_sos, state[r], v_buf)
+        m = 1
+        while m < count:
+            two = m + 1 < count
+            f = slots[r, m]
+            h = slots[r, m + 1] if two else f
+            ar, ai, ga, pa, ma = pole_re[f], pole_im[f], gain[f], post[f], mode[f]
+            br, bi, gb, pb, mb = pole_re[h], pole_im[h], gain[h], post[h], mode[h]
+            j = 4 + 2 * m
+            sr, si = state[r, j], state[r, j + 1]
+            tr, ti = (state[r, j + 2], state[r, j + 3]) if two else (0.0, 0.0)
+            for t in range(n_time):
+                v = v_buf[t]
+                nr = ar * sr - ai * si + ga * v
+                si = ar * si + ai * sr
+                sr = nr
+                nr = br * tr - bi * ti + gb * v
+                ti = br * ti + bi * tr
+                tr = nr
+                out[r, m, t] = pa * (sr if ma == 0 else math.sqrt(sr * sr + si * si))
+                if two:
+                    out[r, m + 1, t] = pb * (tr if mb == 0 else math.sqrt(tr * tr + ti * ti))
+            state[r, j], state[r, j + 1] = sr, si
+            if two:
+                state[r, j + 2], state[r, j + 3] = tr, ti
+            m += 2
+        for m in range(count, n_slots):
+            for t in range(n_time):
                 out[r, m, t] = 0.0
-        state[r] = s
 
 
 @njit(**_JIT)
@@ -182,35 +207,63 @@ def sos_bank(x, out, counts, slots, sos, pre, state, r0, r1):
     x (R, T); out (R, M, T); counts (R,); slots (R, M) filter index per output slot;
     sos (F, S, 6) with a0 == 1 (pad short cascades with [1, 0, 0, 1, 0, 0]); pre (3,) as in
     `efilt_bank`; state (R, 2 + 2 M S): [pre x1, pre y1, then z1, z2 per slot and section].
-    Sections are direct form II transposed, as scipy.signal.sosfilt.
+    Sections are direct form II transposed, as scipy.signal.sosfilt; each section runs over
+    the whole row (in place in out), two filters at a time.
     """
     n_time = x.shape[1]
     n_slots = out.shape[1]
     n_sec = sos.shape[1]
-    use_pre = pre[0] != 0.0
+    v_buf = np.empty(n_time)
+    no_lp = np.zeros(6)
+    pre_state = np.zeros(4)
     for r in range(r0, r1):
         count = counts[r]
-        s = state[r].copy()
-        for t in range(n_time):
-            v = x[r, t]
-            if use_pre:
-                y = pre[0] * v + pre[1] * s[0] + pre[2] * s[1]
-                s[0] = v
-                s[1] = y
-                v = y
-            for m in range(count):
-                f = slots[r, m]
-                u = v
-                for k in range(n_sec):
-                    j = 2 + 2 * (m * n_sec + k)
-                    y = sos[f, k, 0] * u + s[j]
-                    s[j] = sos[f, k, 1] * u - sos[f, k, 4] * y + s[j + 1]
-                    s[j + 1] = sos[f, k, 2] * u - sos[f, k, 5] * y
-                    u = y
-                out[r, m, t] = u
-            for m in range(count, n_slots):
+        pre_state[0], pre_state[1] = state[r, 0], state[r, 1]
+        _prefilter_lowpass(x, r, out, pre, no_lp, pre_state, v_buf)
+        state[r, 0], state[r, 1] = pre_state[0], pre_state[1]
+        m = 0
+        while m < count:
+            two = m + 1 < count
+            f = slots[r, m]
+            h = slots[r, m + 1] if two else f
+            for k in range(n_sec):
+                a0, a1, a2, a4, a5 = (
+                    sos[f, k, 0],
+                    sos[f, k, 1],
+                    sos[f, k, 2],
+                    sos[f, k, 4],
+                    sos[f, k, 5],
+                )
+                c0, c1, c2, c4, c5 = (
+                    sos[h, k, 0],
+                    sos[h, k, 1],
+                    sos[h, k, 2],
+                    sos[h, k, 4],
+                    sos[h, k, 5],
+                )
+                j = 2 + 2 * (m * n_sec + k)
+                i = 2 + 2 * ((m + 1) * n_sec + k)
+                z1, z2 = state[r, j], state[r, j + 1]
+                w1, w2 = (state[r, i], state[r, i + 1]) if two else (0.0, 0.0)
+                for t in range(n_time):
+                    u = v_buf[t] if k == 0 else out[r, m, t]
+                    y = a0 * u + z1
+                    z1 = a1 * u - a4 * y + z2
+                    z2 = a2 * u - a5 * y
+                    out[r, m, t] = y
+                    if two:
+                        u = v_buf[t] if k == 0 else out[r, m + 1, t]
+                        y = c0 * u + w1
+                        w1 = c1 * u - c4 * y + w2
+                        w2 = c2 * u - c5 * y
+                        out[r, m + 1, t] = y
+                state[r, j], state[r, j + 1] = z1, z2
+                if two:
+                    state[r, i], state[r, i + 1] = w1, w2
+            m += 2
+        for m in range(count, n_slots):
+            for t in range(n_time):
                 out[r, m, t] = 0.0
-        state[r] = s
 
 
 @njit(**_JIT)

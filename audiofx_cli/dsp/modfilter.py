@@ -175,7 +175,9 @@ def modfilterbank_filter(x: Tensor, design: ModFilterbank, state: np.ndarray) ->
     n_slots = design.mfc_hz.shape[1]
     xn = as_rows(x)
     rows = xn.shape[0]
-    reps = rows // n_chan
+    if design.counts.size not in (1, n_chan):
+        raise ValueError(f"{design.counts.size} centre frequencies for {n_chan} channels")
+    reps = rows // design.counts.size  # one design row for all channels, or one per channel
     counts = np.tile(design.counts, reps)
     slots = np.tile(design.slots, (reps, 1))
     out = np.empty((rows, n_slots, n_time), dtype=xn.dtype)
@@ -259,19 +261,28 @@ def sos_bank_zeros_state(sos: np.ndarray, rows: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- Hilbert
 def hilbert_envelope(y: Tensor) -> Tensor:
-    """|analytic signal| along the last axis, as scipy.signal.hilbert (whole-signal FFT)."""
+    """|analytic signal| along the last axis, as abs(scipy.signal.hilbert(y)) (whole-signal FFT).
+
+    The analytic signal is y + i H(y) with H(y) = irfft(-i sign(k) Y[k]) (DC and Nyquist bins
+    zero), which is what scipy's FFT construction gives; computed with real FFTs in float64
+    over groups of rows so the intermediates stay small.
+    """
     n = y.shape[-1]
     if n == 0:
         return y.clone()
-    spectrum = torch.fft.fft(y.to(torch.float64), dim=-1)
-    h = torch.zeros(n, dtype=torch.float64, device=y.device)
-    h[0] = 1.0
+    flat = y.reshape(math.prod(y.shape[:-1]), n)
+    out = torch.empty(flat.shape, dtype=y.dtype, device=y.device)
+    half = n // 2 + 1
+    rotate = torch.full((half,), -1j, dtype=torch.complex128, device=y.device)
+    rotate[0] = 0.0
     if n % 2 == 0:
-        h[n // 2] = 1.0
-        h[1 : n // 2] = 2.0
-    else:
-        h[1 : (n + 1) // 2] = 2.0
-    return torch.fft.ifft(spectrum * h, dim=-1).abs().to(y.dtype)
+        rotate[-1] = 0.0
+    step = max(1, (1 << 24) // n)
+    for start in range(0, flat.shape[0], step):
+        rows = flat[start : start + step].to(torch.float64)
+        quadrature = torch.fft.irfft(torch.fft.rfft(rows, dim=-1) * rotate, n=n, dim=-1)
+        out[start : start + step] = torch.sqrt(rows * rows + quadrature * quadrature).to(y.dtype)
+    return out.reshape(y.shape)
 
 
 def rms_match(envelope: Tensor, y: Tensor) -> Tensor:

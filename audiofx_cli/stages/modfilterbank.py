@@ -199,12 +199,20 @@ class King2019Modulation(Stage):
         return dsp.sos_bank_filter(x, self.sos_np, self.pre, state)
 
     def whole(self, x: Tensor) -> Tensor:
-        y = self._bank(x.to(torch.float64))
-        high = torch.as_tensor(self.high, dtype=torch.long, device=y.device)
-        if len(self.high) and y.shape[-1]:
-            band = y.index_select(-2, high)
-            y = y.index_copy(-2, high, dsp.rms_match(dsp.hilbert_envelope(band), band))
-        return y.to(x.dtype)
+        """AMT on the whole signal, a group of rows at a time (bounded intermediates)."""
+        lead, n = x.shape[:-1], x.shape[-1]
+        n_mod = self.sos_np.shape[0]
+        flat = x.reshape(math.prod(lead), n)
+        out = x.new_empty((flat.shape[0], n_mod, n))
+        step = max(1, (1 << 25) // max(1, n_mod * n))
+        for start in range(0, flat.shape[0], step):
+            y = self._bank(flat[start : start + step].to(torch.float64))
+            out[start : start + step] = y.to(x.dtype)
+            for j in self.high if n else []:
+                band = y[:, j]
+                envelope = dsp.rms_match(dsp.hilbert_envelope(band), band)
+                out[start : start + step, j] = envelope.to(x.dtype)
+        return out.reshape(*lead, n_mod, n)
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
         rows = math.prod(x.shape[:-1])
