@@ -175,3 +175,21 @@ def test_gammatone_rejects_a_top_channel_above_nyquist():
 
     with pytest.raises(ChainSpecError, match="Nyquist"):
         load_chain([{"gammatone": {"fhigh_hz": 8000}}], 12000)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "audiofx_cli.dsp.auditory",
+        "audiofx_cli.dsp.modfilter",
+        "audiofx_cli.stages.auditory",
+        "audiofx_cli.stages.modfilterbank",
+        "audiofx_cli.stages.spectral",
+    ],
+)
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

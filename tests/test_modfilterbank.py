@@ -237,3 +237,16 @@ def test_king2019_none_is_the_plain_band_passes():
     x = unit_noise(1, FS, seed=13)
     y = run([{"king2019_modulation": {"phase_insensitive": "none"}}], x)
     assert rel_err(y[0], amt_king2019(x[0], FS, king2019_mfc(), cut=1e9)) < 1e-6
+
+
+def test_one_fc_or_none_applies_to_every_channel():
+    x = np.abs(unit_noise(3, 2000, seed=14))
+    one = run([{"modulation_filterbank": {"preset": "jepsen2008", "fc_hz": [1000]}}], x)
+    for c in range(3):
+        ref = amt_modfilterbank(x[c], FS, 1000.0)
+        assert rel_err(one[c, : ref.shape[0]], ref) < 1e-6
+    # no fc at all (AMT: fs / 2), on a (batch, bands, time) input
+    y = run([{"modulation_filterbank": {"preset": "dau1997"}}], x.reshape(1, 3, 2000))
+    assert y.shape == (1, 3, 12, 2000)
+    ref = amt_modfilterbank(x[1], FS, FS / 2, upper=False, lp150=False, att=1.0)
+    assert rel_err(y[0, 1], ref) < 1e-6
