@@ -1,6 +1,7 @@
 """FIR filtering with history carried across chunks (the streaming form of lfilter(taps, 1, x)).
 
-Short filters use direct convolution (torch conv1d); long ones FFT overlap-save: the signal is
+Short filters (up to 32 taps) are a weighted sum of shifted views of the signal; longer ones
+use FFT overlap-save (direct convolution for chunks shorter than 4x the taps): the signal is
 cut into frames of n_fft samples overlapping by n_taps - 1, each multiplied by the taps'
 spectrum (real FFTs, spectrum cached per taps tensor, n_fft, dtype and device) and the valid
 part kept. Frames are processed in cache-sized groups, so memory stays a few times the chunk
@@ -17,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-FFT_MIN_TAPS = 64  # at and above this many taps, convolve by FFT (measured: docs/performance.md)
+SHIFT_MAX_TAPS = 32  # up to this many taps: a weighted sum of shifted views (no kernel setup)
+FFT_MIN_TAPS = 33  # above SHIFT_MAX_TAPS, for chunks of 4x the taps or more: FFT overlap-save
 SMALL_WORK = 1 << 16  # below this many multiply-adds per row, a matmul over a strided view
-GROUP_SAMPLES = 1 << 20  # samples (all rows) per group of FFT frames: cache-sized on the CPU
+GROUP_SAMPLES = 1 << 19  # samples (all rows) per group of FFT frames: cache-sized on the CPU
 FRAME_SAMPLES = 1 << 20  # output samples per row per group of FFT frames on other devices
 
 
@@ -35,6 +37,20 @@ def fft_size(n_taps: int) -> int:
     return max(
         1024, min(1 << 18, 1 << (16 * n_taps - 1).bit_length()), 1 << (2 * n_taps - 1).bit_length()
     )
+
+
+def _shifted_sum(taps: Tensor, xx: Tensor, n_out: int) -> Tensor:
+    """y[i] = sum_k taps[k] xx[i + H - k]: one multiply-add pass per tap."""
+    hold = taps.shape[-1] - 1
+    on_cpu = taps.device.type == "cpu"
+    y = xx[..., hold : hold + n_out] * (float(taps[0]) if on_cpu else taps[0])
+    for k in range(1, hold + 1):
+        view = xx[..., hold - k : hold - k + n_out]
+        if on_cpu:
+            y.add_(view, alpha=float(taps[k]))
+        else:
+            y = y + view * taps[k]
+    return y
 
 
 def _direct(taps: Tensor, xx: Tensor, n_out: int) -> Tensor:
@@ -60,7 +76,9 @@ def taps_spectrum(taps: Tensor, n_fft: int, dtype: torch.dtype, device: torch.de
     return spectrum
 
 
-def _overlap_save_numpy(taps: Tensor, xx: Tensor, n_out: int) -> Tensor:
+def _overlap_save_numpy(
+    taps: Tensor, xx: Tensor, n_out: int, offset: int = 0, out_rows: Tensor | None = None
+) -> Tensor:
     """`_overlap_save` on the CPU with scipy.fft (pocketfft) on all torch threads."""
     import numpy as np
     import scipy.fft
@@ -81,14 +99,15 @@ def _overlap_save_numpy(taps: Tensor, xx: Tensor, n_out: int) -> Tensor:
             pass
     lead = xx.shape[:-1]
     rows = xx.reshape(-1, xx.shape[-1]).numpy()
-    out = np.empty((rows.shape[0], n_out), dtype=rows.dtype)
+    result = xx.new_empty((rows.shape[0], n_out)) if out_rows is None else out_rows
+    out = result.numpy()
     workers = max(1, torch.get_num_threads())
     per_group = max(1, GROUP_SAMPLES // (rows.shape[0] * step))
     for start in range(0, n_out, per_group * step):
         count = min(per_group * step, n_out - start)
         frames = math.ceil(count / step)
         need = (frames - 1) * step + n_fft
-        piece = rows[:, start : start + need]
+        piece = rows[:, offset + start : offset + start + need]
         if piece.shape[-1] < need:
             piece = np.pad(piece, ((0, 0), (0, need - piece.shape[-1])))
         blocks = np.lib.stride_tricks.sliding_window_view(piece, n_fft, axis=-1)[:, ::step]
@@ -96,13 +115,18 @@ def _overlap_save_numpy(taps: Tensor, xx: Tensor, n_out: int) -> Tensor:
         spec *= spectrum
         full = scipy.fft.irfft(spec, n_fft, workers=workers)
         out[:, start : start + count] = full[..., hold:].reshape(rows.shape[0], -1)[:, :count]
-    return torch.from_numpy(out).reshape(*lead, n_out)
+    return result if out_rows is not None else result.reshape(*lead, n_out)
 
 
-def _overlap_save(taps: Tensor, xx: Tensor, n_out: int) -> Tensor:
-    """y[i] = sum_k taps[k] xx[i + H - k] for i < n_out, H = n_taps - 1, by FFT frames."""
-    if xx.device.type == "cpu" and xx.dtype in (torch.float32, torch.float64):
-        return _overlap_save_numpy(taps, xx.detach(), n_out)
+def _overlap_save(
+    taps: Tensor, xx: Tensor, n_out: int, offset: int = 0, out_rows: Tensor | None = None
+) -> Tensor:
+    """y[i] = sum_k taps[k] xx[offset + i + H - k] for i < n_out, H = n_taps - 1, by FFT
+    frames (samples past the end of xx count as zeros). With `out_rows` ((rows, n_out)
+    view), the result is written there and returned as rows."""
+    numpy_ok = xx.dtype in (torch.float32, torch.float64) and xx.device.type == "cpu"
+    if numpy_ok and not (xx.requires_grad and torch.is_grad_enabled()):  # torch ops keep autograd
+        return _overlap_save_numpy(taps, xx, n_out, offset, out_rows)
     n_taps = taps.shape[-1]
     hold = n_taps - 1
     n_fft = fft_size(n_taps)
@@ -110,19 +134,19 @@ def _overlap_save(taps: Tensor, xx: Tensor, n_out: int) -> Tensor:
     spectrum = taps_spectrum(taps, n_fft, xx.dtype, xx.device)
     lead = xx.shape[:-1]
     rows = xx.reshape(-1, xx.shape[-1])
-    out = rows.new_empty((rows.shape[0], n_out))
+    out = rows.new_empty((rows.shape[0], n_out)) if out_rows is None else out_rows
     per_group = max(1, FRAME_SAMPLES // step)
     for start in range(0, n_out, per_group * step):
         count = min(per_group * step, n_out - start)
         frames = math.ceil(count / step)
         need = (frames - 1) * step + n_fft
-        piece = rows[:, start : start + need]
+        piece = rows[:, offset + start : offset + start + need]
         if piece.shape[-1] < need:
             piece = F.pad(piece, (0, need - piece.shape[-1]))
         blocks = piece.unfold(-1, n_fft, step)  # (rows, frames, n_fft), a view
         full = torch.fft.irfft(torch.fft.rfft(blocks, n_fft) * spectrum, n_fft)
         out[:, start : start + count] = full[..., hold:].reshape(rows.shape[0], -1)[:, :count]
-    return out.reshape(*lead, n_out)
+    return out if out_rows is not None else out.reshape(*lead, n_out)
 
 
 def fir_filter(taps: Tensor, x: Tensor, history: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -143,13 +167,32 @@ def fir_filter(taps: Tensor, x: Tensor, history: Tensor | None = None) -> tuple[
     """
     if history is None:
         history = fir_zeros_history(taps, x)
-    xx = torch.cat([history, x], dim=-1)
-    n_out = x.shape[-1]
+    n_out, hold = x.shape[-1], history.shape[-1]
     if n_out == 0:
-        y = x
-    elif taps.shape[-1] >= FFT_MIN_TAPS and n_out >= taps.shape[-1]:
-        y = _overlap_save(taps, xx, n_out)
+        return x, history
+    if taps.shape[-1] >= FFT_MIN_TAPS and n_out >= 4 * taps.shape[-1]:
+        # no copy of the chunk: the first n_fft - hold outputs see the history, the rest x
+        head = min(n_out, fft_size(taps.shape[-1]) - hold)
+        lead = x.shape[:-1]
+        rows = x.new_empty((math.prod(lead), n_out))
+        if x.requires_grad and torch.is_grad_enabled():  # autograd: no writes into views
+            first = _overlap_save(taps, torch.cat([history, x[..., :head]], dim=-1), head)
+            rest = _overlap_save(taps, x, n_out - head, offset=head - hold)
+            y = torch.cat([first, rest], dim=-1)
+        else:
+            _overlap_save(taps, torch.cat([history, x[..., :head]], -1), head, 0, rows[:, :head])
+            _overlap_save(taps, x, n_out - head, head - hold, rows[:, head:])
+            y = rows.reshape(*lead, n_out)
     else:
-        y = _direct(taps.to(dtype=x.dtype, device=x.device), xx, n_out)
-    new_history = xx[..., xx.shape[-1] - history.shape[-1] :]
+        xx = torch.cat([history, x], dim=-1)
+        if taps.shape[-1] <= SHIFT_MAX_TAPS:
+            y = _shifted_sum(taps.to(dtype=x.dtype, device=x.device), xx, n_out)
+        elif taps.shape[-1] >= FFT_MIN_TAPS and n_out >= taps.shape[-1]:
+            y = _overlap_save(taps, xx, n_out)
+        else:
+            y = _direct(taps.to(dtype=x.dtype, device=x.device), xx, n_out)
+    if n_out >= hold:
+        new_history = x[..., n_out - hold :]
+    else:
+        new_history = torch.cat([history[..., n_out:], x], dim=-1)
     return y, new_history
