@@ -27,7 +27,7 @@ from audiofx_cli.dsp import iir_kernels
 from audiofx_cli.dsp.statespace import decay_length, state_power
 
 LANES = iir_kernels.LANES
-MIN_SEGMENT = 1 << 16  # do not cut rows into segments shorter than this
+MIN_SEGMENT = 1 << 14  # do not cut rows into segments shorter than this
 BLOCK = 8192  # time block for cascades longer than one kernel
 _pool: ThreadPoolExecutor | None = None
 
@@ -129,15 +129,26 @@ def _run_lanes(coef: np.ndarray, lanes: list[_Lane], x, y, threads: int, x_overr
 
 
 def segments_for(sos: np.ndarray, rows: int, frames: int, threads: int) -> int:
-    """How many time segments per row fill the SIMD lanes of all threads (1 = none)."""
+    """How many time segments per row make the pass fastest (1 = none).
+
+    Cost model in lane-group passes: the main pass takes rounds(rows * s) * frames / s, the
+    fix-up rounds(rows * (s - 1)) * min(decay, frames / s), where rounds(n) is how many times
+    the threads each run a group of LANES lanes.
+    """
     wanted = math.ceil(LANES * max(1, threads) / max(1, rows))
     if wanted <= 1 or frames < 2 * MIN_SEGMENT:
         return 1
-    decay = decay_length(sos)
-    if decay is None:
-        return 1
-    longest = frames // max(MIN_SEGMENT, 4 * decay)  # the fix-up costs at most a quarter
-    return max(1, min(wanted, longest))
+    decay = decay_length(sos) or frames
+
+    def rounds(lanes: int) -> int:
+        return math.ceil(math.ceil(lanes / LANES) / max(1, threads))
+
+    def cost(s: int) -> float:
+        seg = frames / s
+        return rounds(rows * s) * seg + (rounds(rows * (s - 1)) * min(decay, seg) if s > 1 else 0)
+
+    options = range(1, min(wanted, frames // MIN_SEGMENT) + 1)
+    return min(options, key=lambda s: (cost(s), s))
 
 
 def sosfilt_lanes(
