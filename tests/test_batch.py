@@ -362,13 +362,23 @@ def test_resume_after_kill(tmp_path, chain_file):
         "--skip-existing",
         "--json",
         str(tmp_path / "r.json"),
+        "--chunk-seconds",
+        "0.05",
     )
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
     assert summary["skipped"] == len(done) and summary["ok"] == 24 - len(done)
     assert not [p for p in out.iterdir() if "audiofx-tmp" in p.name]
-    fresh = run_cli(
-        "process", str(src), "-c", str(chain_file), "--out-dir", str(tmp_path / "fresh"), "-q"
+    fresh = run_cli(  # the same command in one go (same chunking: same float rounding)
+        "process",
+        str(src),
+        "-c",
+        str(chain_file),
+        "--out-dir",
+        str(tmp_path / "fresh"),
+        "-q",
+        "--chunk-seconds",
+        "0.05",
     )
     assert fresh.returncode == 0
     assert same_audio(out, tmp_path / "fresh")
