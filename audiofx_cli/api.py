@@ -304,6 +304,10 @@ def process_file(
                 input_path, before, info.frames if exact_length else -1, stats.frames_in
             )
             sink.commit()
+        except ChainSpecError as exc:  # found while running: name the file too
+            sink.abort()
+            exc.args = (f"{input_path} ({info.channels} ch, {info.sample_rate} Hz): {exc}",)
+            raise
         except BaseException:
             sink.abort()
             raise

@@ -182,6 +182,12 @@ BAD_CASES = [
     ("good", ["-c", "hihgpass.yaml"], 2, "chain file not found: hihgpass.yaml"),
     ("good", ["-c", "vocla"], 2, "did you mean 'vocal'"),
     ("good", ["-c", "@nyquist"], 2, "good.wav (16000 Hz): "),
+    (
+        "good",
+        ["-c", "@channels"],
+        2,
+        "channels.yaml:2:16: stage 1 'channels': key 'map': channel index 3 does not exist",
+    ),
     ("good", ["-c", "vocal", "--device", "cuda"], 2, "CUDA is not available"),
     ("good", ["-c", "vocal", "--device", "gpu"], 2, "unknown device 'gpu'"),
     ("good", ["-c", "vocal", "--precision", "float16"], 2, "unknown precision"),
@@ -208,7 +214,8 @@ def test_bad_inputs(tmp_path, runner, key, extra, code, fragment):
     (tmp_path / "nyquist.yaml").write_text("stages:\n  - lowpass: {cutoff_hz: 9000}\n")
     src = files.get(key, tmp_path / f"{key}.wav")
     hashes = {p: file_hash(p) for p in tmp_path.iterdir() if p.is_file()}
-    extra = [str(tmp_path / "nyquist.yaml") if a == "@nyquist" else a for a in extra]
+    (tmp_path / "channels.yaml").write_text("stages:\n  - channels: {map: [0, 3]}\n")
+    extra = [str(tmp_path / a[1:]) + ".yaml" if a.startswith("@") else a for a in extra]
     out = tmp_path / "out.wav"
     if "--out" in extra:
         i = extra.index("--out")

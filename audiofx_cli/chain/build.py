@@ -38,6 +38,7 @@ def build_chain(spec: ChainSpec | list[StageSpec], sample_rate: float, fuse: boo
             raise stage.error(exc.key, exc.message) from None
         except ValueError as exc:
             raise stage.error(None, str(exc)) from None
+        module.spec = stage
         modules.append(module)
         rate = module.output_rate
     if fuse:

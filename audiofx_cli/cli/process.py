@@ -87,10 +87,17 @@ def _single(
         )
         write_json_report(Path(json_path), BatchSummary(1, [result]), chain)
     if not quiet:
+        if report.format in ("npz", "pt"):  # feature arrays: no peak or clipping to speak of
+            what = (
+                f"features at {report.output_rate:.6g} frames/s, {report.format} {report.subtype}"
+            )
+        else:
+            what = (
+                f"{report.output_rate:g} Hz, {report.output_channels} ch, {report.format} "
+                f"{report.subtype}, peak {report.peak_dbfs:.1f} dBFS"
+            )
         typer.echo(
-            f"wrote {shown}: {report.duration_s:.2f} s, {report.output_rate:g} Hz, "
-            f"{report.output_channels} ch, {report.format} {report.subtype}, peak "
-            f"{report.peak_dbfs:.1f} dBFS ({report.seconds:.2f} s, "
+            f"wrote {shown}: {report.duration_s:.2f} s, {what} ({report.seconds:.2f} s, "
             f"{report.realtime_factor:.0f}x real time on {report.device})",
             err=True,
         )

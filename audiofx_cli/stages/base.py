@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from audiofx_cli.errors import ChainSpecError
+
 State = Any
 
 
@@ -55,6 +57,15 @@ class Stage(nn.Module):
     def flush(self, state: State) -> Tensor | None:
         """End of stream: samples still held back (latency), or None."""
         return None
+
+    spec: Any = None  # the StageSpec it was built from (set by chain.build), for errors
+
+    def spec_error(self, key: str | None, message: str) -> ChainSpecError:
+        """An error found while running (e.g. a channel the input lacks), located at the
+        stage's YAML line when the stage was built from a chain spec."""
+        if self.spec is not None:
+            return self.spec.error(key, message)
+        return ChainSpecError(message, stage=f"stage '{self.stage_name}'", key=key)
 
     @property
     def output_rate(self) -> float:

@@ -12,16 +12,11 @@ import math
 import torch
 from torch import Tensor
 
-from audiofx_cli.errors import ChainSpecError
 from audiofx_cli.stages.base import Stage, State
 
 
 def _frames(seconds: float, sample_rate: float) -> int:
     return int(round(seconds * sample_rate))
-
-
-def _channel_error(stage: str, key: str | None, message: str) -> ChainSpecError:
-    return ChainSpecError(message, stage=f"stage '{stage}'", key=key)
 
 
 class Mono(Stage):
@@ -62,8 +57,7 @@ class ChannelMap(Stage):
     def _check(self, channels: int) -> None:
         bad = [i for i in self.index if i >= channels]
         if bad:
-            raise _channel_error(
-                "channels",
+            raise self.spec_error(
                 "map",
                 f"channel index {bad[0]} does not exist in a {channels}-channel input "
                 f"(allowed 0..{channels - 1})",
@@ -99,9 +93,7 @@ class Pan(Stage):
 
     def _check(self, channels: int) -> None:
         if channels not in (1, 2):
-            raise _channel_error(
-                "pan", None, f"needs a mono or stereo input, got {channels} channels"
-            )
+            raise self.spec_error(None, f"needs a mono or stereo input, got {channels} channels")
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
         self._check(x.shape[-2])

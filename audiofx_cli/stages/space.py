@@ -17,7 +17,6 @@ from audiofx_cli.chain.defs.space import read_ir
 from audiofx_cli.chain.params import ParamError
 from audiofx_cli.dsp import reverb as fv
 from audiofx_cli.dsp.convolve import fft_size, ir_spectrum, overlap_save
-from audiofx_cli.errors import ChainSpecError
 from audiofx_cli.stages.base import State
 from audiofx_cli.stages.delays import TailStage
 
@@ -152,11 +151,10 @@ class Convolve(TailStage):
 
     def _check(self, channels: int) -> None:
         if self.ir.shape[0] not in (1, channels):
-            raise ChainSpecError(
+            raise self.spec_error(
+                "ir",
                 f"the impulse response has {self.ir.shape[0]} channels and the input "
                 f"{channels}: use a mono IR or one with {channels} channels",
-                stage="stage 'convolve'",
-                key="ir",
             )
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
