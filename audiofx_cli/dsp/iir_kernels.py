@@ -29,7 +29,8 @@ import threading
 from functools import cache
 from pathlib import Path
 
-LANES = 4  # doubles per vector: one AVX register; measured best on the 2-core AVX-512 box
+LANES = 4  # lanes per kernel call (one <4 x double>); 8 (two interleaved groups) ran 25% faster
+# per thread in cache but leaves the second core idle on 8 channels: slower end to end here
 MAX_UNROLL = 32  # sections per kernel; longer cascades are run as several kernels per block
 _TYPES = {"float32": "float", "float64": "double"}
 KernelFn = ctypes._CFuncPtr  # type: ignore[attr-defined]
@@ -41,7 +42,13 @@ FMA = "@llvm.fma.v4f64"
 
 
 def _cascade(
-    out: list[str], n_sections: int, vs: list[str], state: dict[str, str], tag: str
+    out: list[str],
+    n_sections: int,
+    vs: list[str],
+    state: dict[str, str],
+    tag: str,
+    vec: str = VEC,
+    fma: str = FMA,
 ) -> list[str]:
     """Emit one sample's pass through every section for each group of 4 lanes (interleaved
     section by section, so independent chains sit side by side); updates `state`."""
@@ -52,11 +59,11 @@ def _cascade(
             p, q = state[f"p{s}g{g}"], state[f"q{s}g{g}"]
             o, u, w = f"%o{s}g{g}.{tag}", f"%u{s}g{g}.{tag}", f"%w{s}g{g}.{tag}"
             pn, qn = f"%p{s}g{g}.{tag}", f"%q{s}g{g}.{tag}"
-            out.append(f"  {o} = call {VEC} {FMA}({VEC} %b0_{s}, {VEC} {v}, {VEC} {p})")
-            out.append(f"  {u} = call {VEC} {FMA}({VEC} %b1_{s}, {VEC} {v}, {VEC} {q})")
-            out.append(f"  {pn} = call {VEC} {FMA}({VEC} %na1_{s}, {VEC} {o}, {VEC} {u})")
-            out.append(f"  {w} = fmul {VEC} %b2_{s}, {v}")
-            out.append(f"  {qn} = call {VEC} {FMA}({VEC} %na2_{s}, {VEC} {o}, {VEC} {w})")
+            out.append(f"  {o} = call {vec} {fma}({vec} %b0_{s}, {vec} {v}, {vec} {p})")
+            out.append(f"  {u} = call {vec} {fma}({vec} %b1_{s}, {vec} {v}, {vec} {q})")
+            out.append(f"  {pn} = call {vec} {fma}({vec} %na1_{s}, {vec} {o}, {vec} {u})")
+            out.append(f"  {w} = fmul {vec} %b2_{s}, {v}")
+            out.append(f"  {qn} = call {vec} {fma}({vec} %na2_{s}, {vec} {o}, {vec} {w})")
             state[f"p{s}g{g}"], state[f"q{s}g{g}"] = pn, qn
             vs[g] = o
     return vs
@@ -90,7 +97,46 @@ def _transpose4(out: list[str], rows: list[str], tag: str) -> list[str]:
     return cols
 
 
-def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str:
+def _join(out: list[str], quads: list[list[str]], width: int, tag: str) -> list[list[str]]:
+    """Per vector group, the 4 time vectors: 4-lane quads as they are, or pairs of quads
+    concatenated into <8 x double>."""
+    if width == 4:
+        return quads
+    mask = "<i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7>"
+    joined = []
+    for g in range(len(quads) // 2):
+        cols = []
+        for k in range(4):
+            name = f"%{tag}{g}.{k}"
+            lo, hi = quads[2 * g][k], quads[2 * g + 1][k]
+            out.append(f"  {name} = shufflevector {VEC} {lo}, {VEC} {hi}, <8 x i32> {mask}")
+            cols.append(name)
+        joined.append(cols)
+    return joined
+
+
+def _split(out: list[str], groups: list[list[str]], width: int, tag: str) -> list[list[str]]:
+    """Inverse of `_join`: per 4-lane quad, its 4 time vectors."""
+    if width == 4:
+        return groups
+    quads: list[list[str]] = []
+    for g, cols in enumerate(groups):
+        for half, mask in enumerate(
+            ("<i32 0, i32 1, i32 2, i32 3>", "<i32 4, i32 5, i32 6, i32 7>")
+        ):
+            names = []
+            for k, col in enumerate(cols):
+                name = f"%{tag}{g}.{half}.{k}"
+                wide = "<8 x double>"
+                out.append(
+                    f"  {name} = shufflevector {wide} {col}, {wide} poison, <4 x i32> {mask}"
+                )
+                names.append(name)
+            quads.append(names)
+    return quads
+
+
+def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4) -> str:
     """LLVM IR text of the cascade kernel (see the module docstring for its signature).
 
     Lanes come in groups of 4 (one <4 x double> each; 8 lanes = 2 interleaved groups, more
@@ -98,11 +144,12 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str
     vector load per lane row and a 4x4 transpose instead of 4 scalar loads and inserts per
     sample (and the same for the stores); a one-sample loop finishes the remainder.
     """
-    if lanes % 4:
-        raise ValueError(f"lanes must be a multiple of 4, got {lanes}")
+    if lanes % width or width not in (4, 8):
+        raise ValueError(f"lanes ({lanes}) must be a multiple of the width (4 or 8, got {width})")
     fi, fo = _TYPES[in_dtype], _TYPES[out_dtype]
-    groups = lanes // 4
-    out = [f"declare {VEC} {FMA}({VEC}, {VEC}, {VEC})", ""]
+    groups = lanes // width
+    V, F = f"<{width} x double>", f"@llvm.fma.v{width}f64"
+    out = [f"declare {V} {F}({V}, {V}, {V})", ""]
     out.append(
         "define void @sos(ptr noalias %coef, ptr noalias %state, ptr noalias %xp, "
         "ptr noalias %yp, i64 %n) {"
@@ -114,16 +161,16 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str
             v = f"{name}_{s}"
             out.append(f"  %{v}.p = getelementptr double, ptr %coef, i64 {5 * s + k}")
             out.append(f"  %{v}.x = load double, ptr %{v}.p")
-            out.append(f"  %{v}.i = insertelement {VEC} poison, double %{v}.x, i32 0")
+            out.append(f"  %{v}.i = insertelement {V} poison, double %{v}.x, i32 0")
             out.append(
-                f"  %{v} = shufflevector {VEC} %{v}.i, {VEC} poison, <4 x i32> zeroinitializer"
+                f"  %{v} = shufflevector {V} %{v}.i, {V} poison, <{width} x i32> zeroinitializer"
             )
         for g in range(groups):
             for j, name in enumerate(("p", "q")):
                 key = f"{name}{s}g{g}"
-                offset = (2 * s + j) * lanes + 4 * g
+                offset = (2 * s + j) * lanes + width * g
                 out.append(f"  %{key}.ptr = getelementptr double, ptr %state, i64 {offset}")
-                out.append(f"  %{key}.0 = load {VEC}, ptr %{key}.ptr, align 8")
+                out.append(f"  %{key}.0 = load {V}, ptr %{key}.ptr, align 8")
                 init[key] = f"%{key}.0"
     for lane in range(lanes):
         out.append(f"  %xpp{lane} = getelementptr ptr, ptr %xp, i64 {lane}")
@@ -138,7 +185,7 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str
     out.append("loop4:")
     out.append("  %t4 = phi i64 [0, %entry], [%t4n, %loop4]")
     for k in keys:
-        out.append(f"  %{k}.a = phi {VEC} [{init[k]}, %entry], [@END_{k}@, %loop4]")
+        out.append(f"  %{k}.a = phi {V} [{init[k]}, %entry], [@END_{k}@, %loop4]")
     state = {k: f"%{k}.a" for k in keys}
     rows = []
     for lane in range(lanes):
@@ -149,15 +196,17 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str
             rows.append(f"%xd{lane}.a")
         else:
             rows.append(f"%xr{lane}.a")
-    cols = [_transpose4(out, rows[4 * g : 4 * g + 4], f"tin{g}") for g in range(groups)]
+    quads = [_transpose4(out, rows[4 * q : 4 * q + 4], f"tin{q}") for q in range(lanes // 4)]
+    cols = _join(out, quads, width, "j")  # cols[g][k]: time k of vector group g
     outs = [
-        _cascade(out, n_sections, [cols[g][k] for g in range(groups)], state, f"a{k}")
+        _cascade(out, n_sections, [cols[g][k] for g in range(groups)], state, f"a{k}", V, F)
         for k in range(4)
     ]
-    for g in range(groups):
-        back = _transpose4(out, [outs[k][g] for k in range(4)], f"tout{g}")
+    halves = _split(out, [[outs[k][g] for k in range(4)] for g in range(groups)], width, "s")
+    for q in range(lanes // 4):
+        back = _transpose4(out, halves[q], f"tout{q}")
         for i, val in enumerate(back):
-            lane = 4 * g + i
+            lane = 4 * q + i
             if fo == "float":
                 out.append(f"  %yt{lane}.a = fptrunc {VEC} {val} to <4 x float>")
                 val = f"%yt{lane}.a"
@@ -169,7 +218,7 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str
     out.append("  br i1 %more4, label %loop4, label %mid")
     out.append("mid:")
     for k in keys:
-        out.append(f"  %{k}.m = phi {VEC} [{init[k]}, %entry], [{state[k]}, %loop4]")
+        out.append(f"  %{k}.m = phi {V} [{init[k]}, %entry], [{state[k]}, %loop4]")
     init = {k: f"%{k}.m" for k in keys}
     out.append("  %rest = icmp slt i64 %n4, %n")
     out.append("  br i1 %rest, label %loop, label %exit")
@@ -177,13 +226,13 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str
     out.append("loop:")
     out.append("  %t = phi i64 [%n4, %mid], [%t1, %loop]")
     for k in keys:
-        out.append(f"  %{k}.b = phi {VEC} [{init[k]}, %mid], [@END_{k}@, %loop]")
+        out.append(f"  %{k}.b = phi {V} [{init[k]}, %mid], [@END_{k}@, %loop]")
     state = {k: f"%{k}.b" for k in keys}
     vins = []
     for g in range(groups):
-        prev = f"{VEC} poison"
-        for i in range(4):
-            lane = 4 * g + i
+        prev = f"{V} poison"
+        for i in range(width):
+            lane = width * g + i
             out.append(f"  %xa{lane} = getelementptr {fi}, ptr %x{lane}, i64 %t")
             out.append(f"  %xv{lane} = load {fi}, ptr %xa{lane}")
             src = f"%xv{lane}"
@@ -191,13 +240,13 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str
                 out.append(f"  %xd{lane} = fpext float %xv{lane} to double")
                 src = f"%xd{lane}"
             out.append(f"  %vin{lane} = insertelement {prev}, double {src}, i32 {i}")
-            prev = f"{VEC} %vin{lane}"
-        vins.append(f"%vin{4 * g + 3}")
-    vouts = _cascade(out, n_sections, vins, state, "one")
+            prev = f"{V} %vin{lane}"
+        vins.append(f"%vin{width * g + width - 1}")
+    vouts = _cascade(out, n_sections, vins, state, "one", V, F)
     for g in range(groups):
-        for i in range(4):
-            lane = 4 * g + i
-            out.append(f"  %ye{lane} = extractelement {VEC} {vouts[g]}, i32 {i}")
+        for i in range(width):
+            lane = width * g + i
+            out.append(f"  %ye{lane} = extractelement {V} {vouts[g]}, i32 {i}")
             val = f"%ye{lane}"
             if fo == "float":
                 out.append(f"  %yt{lane} = fptrunc double %ye{lane} to float")
@@ -210,9 +259,9 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> str
     out.append("  br i1 %done, label %exit, label %loop")
     out.append("exit:")
     for k in keys:
-        out.append(f"  %{k}.f = phi {VEC} [{init[k]}, %mid], [{state[k]}, %loop]")
+        out.append(f"  %{k}.f = phi {V} [{init[k]}, %mid], [{state[k]}, %loop]")
     for k in keys:
-        out.append(f"  store {VEC} %{k}.f, ptr %{k}.ptr, align 8")
+        out.append(f"  store {V} %{k}.f, ptr %{k}.ptr, align 8")
     out.append("  ret void")
     out.append("}")
     return "\n".join(out) + "\n"
@@ -256,7 +305,9 @@ _engines: list[object] = []  # keep execution engines (and their code) alive
 
 
 @cache
-def get_kernel(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> KernelFn:
+def get_kernel(
+    n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4
+) -> KernelFn:
     """The compiled kernel for a cascade length, lane count and I/O dtypes (cached).
 
     Raises:
@@ -264,7 +315,7 @@ def get_kernel(n_sections: int, lanes: int, in_dtype: str, out_dtype: str) -> Ke
     """
     with _lock:
         llvm, machine, tag = _target()
-        ir = kernel_ir(n_sections, lanes, in_dtype, out_dtype)
+        ir = kernel_ir(n_sections, lanes, in_dtype, out_dtype, width)
         key = hashlib.sha256((tag + ir).encode()).hexdigest()[:32]
         folder = cache_dir()
         path = folder / f"sos_{key}.o" if folder else None
