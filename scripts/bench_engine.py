@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
+    parser.add_argument("--scan", action="store_true", help="also time the scan engine on CPU")
     args = parser.parse_args()
 
     from audiofx_cli.bench.backends import stream_chain
@@ -114,7 +115,7 @@ def main() -> None:
         sos = np.vstack([f[2] for f in filters])
         add("scipy sosfilt fused", lambda: signal.sosfilt(sos, x, axis=-1))
         st = torch.from_numpy(sos)
-        for engine in ("lanes", "scan"):
+        for engine in ("lanes", "scan") if args.scan else ("lanes",):
             add(f"audiofx sosfilt {engine}", lambda e=engine: sosfilt(st, xt, engine=e)[0])
     from audiofx_cli import load_chain
 
