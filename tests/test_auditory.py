@@ -151,7 +151,10 @@ def amt_adaptloop(x: np.ndarray, fs: float, limit: float, minlvl: float, tau) ->
     return (out - corr) * mult
 
 
-@pytest.mark.parametrize("preset,limit", [("dau1997", 10.0), ("dau1996", 0.0), ("osses2021", 5.0)])
+@pytest.mark.parametrize(
+    "preset,limit",
+    [("dau1997", 10.0), ("jepsen2008", 10.0), ("dau1996", 0.0), ("osses2021", 5.0)],
+)
 def test_adaptation_matches_amt_comp_adaptloop(preset, limit):
     t = np.arange(3000) / FS
     burst = np.where((t > 0.02) & (t < 0.12), 0.3, 1e-4) * (1 + 0.5 * np.sin(2 * np.pi * 40 * t))

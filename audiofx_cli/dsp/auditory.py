@@ -28,6 +28,8 @@ from audiofx_cli.dsp import kernels
 # AMT arg_adaptloop groups: tau (s) and overshoot limit
 ADAPT_PRESETS: dict[str, tuple[tuple[float, ...], float]] = {
     "dau1997": ((0.005, 0.050, 0.129, 0.253, 0.500), 10.0),
+    # AMT's jepsen2008 model runs adaptloop with the adt_dau1997 group (limit 10)
+    "jepsen2008": ((0.005, 0.050, 0.129, 0.253, 0.500), 10.0),
     "dau1996": ((0.005, 0.050, 0.129, 0.253, 0.500), 0.0),
     "osses2021": ((0.005, 0.050, 0.129, 0.253, 0.500), 5.0),
     "breebaart2001": (tuple(np.linspace(0.005, 0.5, 5)), 0.0),

@@ -12,7 +12,7 @@ _IMPL = "audiofx_cli.stages.auditory"
 _MOD = "audiofx_cli.stages.modfilterbank"
 
 MODFB_PRESETS = ("dau1997", "verhey1999", "jepsen2008", "paulick2024", "none")
-ADAPT_PRESETS = ("dau1997", "dau1996", "osses2021", "breebaart2001", "puschel1988")
+ADAPT_PRESETS = ("dau1997", "jepsen2008", "dau1996", "osses2021", "breebaart2001", "puschel1988")
 
 
 def _freq(name: str, doc: str, default: Any) -> Param:
