@@ -239,7 +239,7 @@ class AtomicAudioWriter:
         if block.shape[0] == 0:
             return
         block = np.ascontiguousarray(block)
-        self.peak = max(self.peak, float(np.max(np.abs(block))))
+        self.peak = max(self.peak, float(block.max()), -float(block.min()))
         if self.bits is not None:
             data, clipped = quantize(block, self.bits, self.dither, self.rng)
             self.clipped += clipped

@@ -150,7 +150,7 @@ class FeatureSink:
             return
         block = y.detach().to("cpu").numpy().astype(self.dtype, copy=False)
         if block.size:
-            self.peak = max(self.peak, float(np.max(np.abs(block))))
+            self.peak = max(self.peak, float(block.max()), -float(block.min()))
         try:
             self._file.write(np.ascontiguousarray(block.T).tobytes())
         except OSError as exc:
