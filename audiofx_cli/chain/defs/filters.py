@@ -71,6 +71,15 @@ _GAIN = Param(
 _BAND_ORDER = "scipy's N: the band filter has 2N poles"
 
 
+def _band_params() -> list[Param]:
+    edge = {"unit": "Hz", "low": 0, "low_open": True, "below_nyquist": True}
+    return [
+        Param("low_hz", "float", "lower band edge", **edge),
+        Param("high_hz", "float", "upper band edge", **edge),
+        *_type_params(_BAND_ORDER),
+    ]
+
+
 def _check_stable(poles: Any, key: str) -> None:
     import numpy as np
 
@@ -122,27 +131,7 @@ DEFS = [
     StageDef(
         "bandpass",
         "band-pass IIR filter between low_hz and high_hz",
-        [
-            Param(
-                "low_hz",
-                "float",
-                "lower band edge",
-                unit="Hz",
-                low=0,
-                low_open=True,
-                below_nyquist=True,
-            ),
-            Param(
-                "high_hz",
-                "float",
-                "upper band edge",
-                unit="Hz",
-                low=0,
-                low_open=True,
-                below_nyquist=True,
-            ),
-            *_type_params(_BAND_ORDER),
-        ],
+        _band_params(),
         f"{_IMPL}:BandPass",
         "filter",
         "- bandpass: {low_hz: 300, high_hz: 3400, order: 4}",
@@ -151,27 +140,7 @@ DEFS = [
     StageDef(
         "bandstop",
         "band-stop (band-reject) IIR filter between low_hz and high_hz",
-        [
-            Param(
-                "low_hz",
-                "float",
-                "lower band edge",
-                unit="Hz",
-                low=0,
-                low_open=True,
-                below_nyquist=True,
-            ),
-            Param(
-                "high_hz",
-                "float",
-                "upper band edge",
-                unit="Hz",
-                low=0,
-                low_open=True,
-                below_nyquist=True,
-            ),
-            *_type_params(_BAND_ORDER),
-        ],
+        _band_params(),
         f"{_IMPL}:BandStop",
         "filter",
         "- bandstop: {low_hz: 45, high_hz: 55, order: 2}",
