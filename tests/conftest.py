@@ -14,6 +14,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "audiofx_cli"]  # the CLI of this checkout, in a subprocess
 
 
 def unit_noise(channels: int, frames: int, seed: int = 0) -> np.ndarray:
@@ -43,7 +44,7 @@ def run_cli(
     """Run `python -m audiofx_cli ARGS` in a real subprocess (true exit codes and stderr)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "audiofx_cli", *args],
+        [*CLI, *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -23,7 +23,7 @@ import torch
 from audiofx_cli import load_chain
 from audiofx_cli.batch.inputs import discover, select_shard, shard_of
 from audiofx_cli.cli.main import app
-from tests.conftest import file_hash, run_cli, unit_noise, write_audio
+from tests.conftest import CLI, file_hash, run_cli, unit_noise, write_audio
 
 CHAIN = "name: clean\nstages:\n  - highpass: {cutoff_hz: 100, order: 2}\n  - gain: {gain_db: -6}\n"
 
@@ -328,9 +328,7 @@ def test_resume_after_kill(tmp_path, chain_file):
     before = hashes(src)
     out = tmp_path / "out"
     cmd = [
-        sys.executable,
-        "-m",
-        "audiofx_cli",
+        *CLI,
         "process",
         str(src),
         "-c",
@@ -399,9 +397,7 @@ def test_disk_full_fails_one_file_and_keeps_going(tmp_path, chain_file):
     out = tmp_path / "out"
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "audiofx_cli",
+            *CLI,
             "process",
             str(src),
             "-c",
@@ -432,9 +428,7 @@ def test_vanished_and_changed_inputs(tmp_path, chain_file, runner):
     src.mkdir()
     long = write_audio(src / "long.wav", 0.3 * unit_noise(2, 44100 * 20), 44100)
     cmd = [
-        sys.executable,
-        "-m",
-        "audiofx_cli",
+        *CLI,
         "process",
         str(long),
         "-c",
@@ -465,9 +459,7 @@ def test_pipes_stdin_to_stdout(tmp_path, speech_file):
     data = speech_file.read_bytes()
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "audiofx_cli",
+            *CLI,
             "process",
             "-",
             "-c",
@@ -488,9 +480,7 @@ def test_pipes_stdin_to_stdout(tmp_path, speech_file):
     assert info.format == "FLAC" and info.frames == sf.info(speech_file).frames
     failed = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "audiofx_cli",
+            *CLI,
             "process",
             "-",
             "-c",

@@ -18,7 +18,7 @@ import torch
 from audiofx_cli import load_chain
 from audiofx_cli.cli.main import app
 from audiofx_cli.io.audio import quantize
-from tests.conftest import file_hash, run_cli, unit_noise, write_audio
+from tests.conftest import CLI, file_hash, run_cli, unit_noise, write_audio
 
 CHAIN = (
     "stages:\n  - highpass: {cutoff_hz: 100, order: 4}\n  - peaking: {freq_hz: 2000, "
@@ -277,9 +277,7 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
     out = tmp_path / "out.wav"
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "audiofx_cli",
+            *CLI,
             "process",
             str(src),
             "-c",
