@@ -169,3 +169,72 @@ def run_chain(
             stats.frames_out += tail.shape[-1]
     stats.seconds = time.perf_counter() - start
     return stats
+
+
+def run_tensor(
+    chain: Chain, x: Tensor, chunk_frames: int = 0, dtype: torch.dtype | None = None
+) -> Tensor:
+    """Run `chain` over an in-memory (..., frames) signal with `init_state` / `step` / `flush`,
+    `chunk_frames` at a time (0: one step), exactly as `process` streams a file.
+
+    The output is allocated once (on the CPU from `audiofx_cli.memory`: huge pages, recycled
+    across calls) and stages that can write straight into it do (`Stage.step_into`), so a
+    fused IIR chain reads the input and writes the output once, with no temporaries.
+
+    Args:
+        chain: an audiofx `Chain` (analysis passes are not run: see `run_analysis`).
+        x: input; each chunk is cast to `dtype` (default: x's) before the chain.
+        chunk_frames: chunk length in frames.
+        dtype: processing dtype; the output has x's dtype.
+
+    Example:
+        >>> from audiofx_cli.api import load_chain
+        >>> chain = load_chain([{"lowpass": {"cutoff_hz": 1000}}], 16000)
+        >>> x = torch.randn(2, 16000)
+        >>> torch.allclose(run_tensor(chain, x, 1000), chain(x), atol=1e-6)
+        True
+    """
+    from audiofx_cli import memory
+
+    frames = x.shape[-1]
+    step = chunk_frames if chunk_frames > 0 else max(frames, 1)
+    work = dtype or x.dtype
+    out: Tensor | None = None
+    pos = 0
+    extra: list[Tensor] = []
+
+    def put(y: Tensor) -> None:
+        nonlocal out, pos
+        y = y.to(x.dtype)
+        if out is None:
+            out = memory.empty((*y.shape[:-1], frames), x.dtype, y.device)
+        n = y.shape[-1]
+        if pos + n <= frames and not extra:
+            out[..., pos : pos + n] = y
+            pos += n
+        else:
+            extra.append(y)
+
+    with torch.no_grad():
+        state = chain.init_state(x[..., :0].to(work), frames)
+        head, state = chain.step(x[..., :0].to(work), state)  # the output's leading shape
+        put(head)
+        for start in range(0, frames, step):
+            chunk = x[..., start : start + step].to(work)
+            n = chunk.shape[-1]
+            if out is not None and not extra and pos + n <= frames and work == x.dtype:
+                y, state = chain.step_into(chunk, state, out[..., pos : pos + n])
+                if y is None:
+                    pos += n
+                    continue
+            else:
+                y, state = chain.step(chunk, state)
+            put(y)
+        tail = chain.flush(state)
+        if tail is not None:
+            put(tail)
+    if out is None:
+        return x[..., :0].clone()
+    if extra or pos != frames:
+        return torch.cat([out[..., :pos], *extra], dim=-1)
+    return out

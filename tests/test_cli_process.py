@@ -285,7 +285,7 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
             "-o",
             str(out),
             "--chunk-seconds",
-            "0.02",
+            "0.005",  # many small chunks: the processing pass takes seconds
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -293,10 +293,9 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("*.audiofx-tmp")):
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert list(tmp_path.glob("*.audiofx-tmp")), "processing never started writing"
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # while the temporary output is being written
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr

@@ -212,3 +212,31 @@ def test_kernel_variants_match_scipy(lanes, width):
     ref, zref = signal.sosfilt(sos, x, zi=np.zeros((sos.shape[0], lanes, 2)))
     assert rel_err(y, ref) < 1e-12
     assert np.max(np.abs(state.transpose(0, 2, 1) - zref)) < 1e-9
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_out_writes_into_slices_of_a_bigger_signal(engine):
+    """`out=` (how run_tensor avoids temporaries): chunk outputs written into views of one
+    big output equal scipy float64, for every engine; untouched parts stay untouched."""
+    sos = CASCADES["api_chain"]
+    x = np.random.default_rng(11).uniform(-1, 1, (3, 70000)).astype(np.float32)
+    ref = signal.sosfilt(sos, x.astype(np.float64))
+    out = torch.full((3, 70000 + 10), 7.0)
+    state = sos_zeros_state(torch.from_numpy(sos), torch.from_numpy(x))
+    for start in range(0, 70000, 33000):
+        chunk = torch.from_numpy(x[:, start : start + 33000])
+        view = out[:, 5 + start : 5 + start + chunk.shape[-1]]
+        y, state = sosfilt(torch.from_numpy(sos), chunk, state, engine=engine, out=view)
+        assert y.data_ptr() == view.data_ptr()
+    assert rel_err(out[:, 5:-5].double().numpy(), ref) < 1e-5
+    assert bool((out[:, :5] == 7).all() and (out[:, -5:] == 7).all())
+
+
+def test_out_may_be_the_input_and_refuses_gradients():
+    sos = torch.from_numpy(CASCADES["random6"])
+    x = torch.from_numpy(np.random.default_rng(12).uniform(-1, 1, (2, 50000)))
+    ref = signal.sosfilt(sos.numpy(), x.numpy())
+    y, _ = sosfilt(sos, x, out=x)
+    assert y.data_ptr() == x.data_ptr() and rel_err(x.numpy(), ref) < 1e-10
+    with pytest.raises(ValueError, match="gradients"):
+        sosfilt(sos, x.clone().requires_grad_(), out=torch.empty_like(x))

@@ -216,6 +216,9 @@ def test_misspelt_command_suggests_the_right_one():
 def test_install_completion_writes_a_bash_completion_script(tmp_path):
     exe = shutil.which("audiofx") or str(Path(sys.executable).parent / "audiofx")
     env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    # typer otherwise guesses the shell from the parent processes (shellingham), which fails
+    # under some launchers; with detection off, --install-completion takes the shell's name
+    env["_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"] = "1"
     result = subprocess.run(
         [exe, "--install-completion", "bash"], capture_output=True, text=True, env=env
     )

@@ -152,52 +152,11 @@ def register(backend: Backend) -> Backend:
 
 
 def stream_chain(chain: Any, x: Any, chunk_frames: int, dtype: Any = None) -> Any:
-    """Run an audiofx chain over a (channels, frames) tensor with `init_state`/`step`/`flush`,
-    `chunk_frames` at a time (0: one step), as the `process` engine does.
+    """`audiofx_cli.stream.run_tensor`: the chain over an in-memory signal in chunks, as the
+    `process` engine streams a file (imported lazily: the bench plans without torch)."""
+    from audiofx_cli.stream import run_tensor
 
-    Args:
-        chain: an audiofx `Chain`.
-        x: input tensor; each chunk is cast to `dtype` (default: x's) before the chain.
-        chunk_frames: chunk length.
-        dtype: processing dtype; the output has x's dtype.
-
-    Returns:
-        The output tensor, preallocated so only one output copy is alive.
-    """
-    import torch
-
-    frames = x.shape[-1]
-    step = chunk_frames if chunk_frames > 0 else max(frames, 1)
-    work = dtype or x.dtype
-    out: Any = None
-    pos = 0
-    extra: list[Any] = []
-
-    def put(y: Any) -> None:
-        nonlocal out, pos
-        y = y.to(x.dtype)
-        if out is None:
-            out = torch.empty((*y.shape[:-1], frames), dtype=x.dtype, device=y.device)
-        n = y.shape[-1]
-        if pos + n <= frames and not extra:
-            out[..., pos : pos + n] = y
-            pos += n
-        else:
-            extra.append(y)
-
-    with torch.no_grad():
-        state = chain.init_state(x[..., :0].to(work), frames)
-        for start in range(0, frames, step):
-            y, state = chain.step(x[..., start : start + step].to(work), state)
-            put(y)
-        tail = chain.flush(state)
-        if tail is not None:
-            put(tail)
-    if out is None:
-        return x[..., :0].clone()
-    if extra or pos != frames:
-        return torch.cat([out[..., :pos], *extra], dim=-1)
-    return out
+    return run_tensor(chain, x, chunk_frames, dtype)
 
 
 class AudiofxBackend(Backend):
@@ -242,11 +201,13 @@ class ScipyLfilterBackend(Backend):
     def prepare(self, case: Case) -> Prepared:
         from scipy import signal
 
+        from audiofx_cli import memory
+
         coeffs = [f.ba(case.rate_hz) for f in case.suite.filters]
         x = case.x
 
         def run() -> np.ndarray:
-            out = np.empty_like(x)
+            out = memory.empty_array(x.shape, x.dtype)  # as audiofx: recycled, huge pages
             for c in range(x.shape[0]):
                 y: np.ndarray = x[c]
                 for b, a in coeffs:
@@ -266,11 +227,13 @@ class ScipySOSBackend(Backend):
     def prepare(self, case: Case) -> Prepared:
         from scipy import signal
 
+        from audiofx_cli import memory
+
         sos = case.suite.fused_sos(case.rate_hz).astype(np.float32)
         x = case.x
 
         def run() -> np.ndarray:
-            out = np.empty_like(x)
+            out = memory.empty_array(x.shape, x.dtype)  # as audiofx: recycled, huge pages
             for c in range(x.shape[0]):
                 out[c] = signal.sosfilt(sos, x[c])
             return out
@@ -287,11 +250,13 @@ class ScipyOABackend(Backend):
     def prepare(self, case: Case) -> Prepared:
         from scipy import signal
 
+        from audiofx_cli import memory
+
         taps = case.suite.fused_fir(case.rate_hz).astype(np.float32)
         x = case.x
 
         def run() -> np.ndarray:
-            out = np.empty_like(x)
+            out = memory.empty_array(x.shape, x.dtype)  # as audiofx: recycled, huge pages
             frames = x.shape[-1]
             for c in range(x.shape[0]):
                 out[c] = signal.oaconvolve(x[c], taps)[:frames]

@@ -58,7 +58,19 @@ def choose_engine(x: Tensor, engine: str = "auto") -> str:
     return "lanes" if iir_kernels.available() else "scipy"
 
 
-def _run_lanes(sos: Tensor, x: Tensor, zi: Tensor | None) -> tuple[Tensor, Tensor | None]:
+def _writable_rows(out: Tensor | None, x: Tensor) -> np.ndarray | None:
+    """`out` as a (rows, frames) numpy view the kernel can write, or None."""
+    if out is None or out.shape != x.shape or out.device.type != "cpu" or out.requires_grad:
+        return None
+    if out.dtype not in (torch.float32, torch.float64) or out.stride(-1) != 1:
+        return None
+    rows = out.reshape(-1, x.shape[-1])  # a view for slices of a bigger signal; a copy
+    return rows.detach().numpy() if rows.data_ptr() == out.data_ptr() else None  # is useless
+
+
+def _run_lanes(
+    sos: Tensor, x: Tensor, zi: Tensor | None, out: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
     from audiofx_cli.dsp.iir_cpu import sosfilt_lanes
 
     lead, frames = x.shape[:-1], x.shape[-1]
@@ -73,16 +85,33 @@ def _run_lanes(sos: Tensor, x: Tensor, zi: Tensor | None) -> tuple[Tensor, Tenso
     zi_np = (
         None if zi is None else zi.detach().to("cpu", torch.float64).reshape(sos.shape[0], -1, 2)
     )
+    target = _writable_rows(out, x)
     y, zf = sosfilt_lanes(
-        sos_np, rows, None if zi_np is None else zi_np.numpy(), threads=torch.get_num_threads()
+        sos_np,
+        rows,
+        None if zi_np is None else zi_np.numpy(),
+        y=target,
+        threads=torch.get_num_threads(),
     )
+    if target is not None:
+        return out, None if zi is None else torch.from_numpy(zf).reshape(sos.shape[0], *lead, 2)
     y_t = torch.from_numpy(y).reshape(x.shape).to(dtype=x.dtype)
     zf_t = None if zi is None else torch.from_numpy(zf).reshape(sos.shape[0], *lead, 2)
     return y_t, zf_t
 
 
 def _run(
-    sos: Tensor, x: Tensor, zi: Tensor | None, engine: str = "auto"
+    sos: Tensor, x: Tensor, zi: Tensor | None, engine: str = "auto", out: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
+    y, zf = _compute(sos, x, zi, engine, out)
+    if out is not None and y is not out:
+        out.copy_(y)
+        y = out
+    return y, zf
+
+
+def _compute(
+    sos: Tensor, x: Tensor, zi: Tensor | None, engine: str, out: Tensor | None
 ) -> tuple[Tensor, Tensor | None]:
     if x.numel() == 0:
         return x.clone(), zi
@@ -93,7 +122,7 @@ def _run(
         y, zf = sosfilt_scan(sos.detach(), x.detach(), None if zi is None else zi.detach())
         return y, None if zi is None else zf
     if engine == "lanes" and x.device.type == "cpu":
-        return _run_lanes(sos, x, zi)
+        return _run_lanes(sos, x, zi, out)
     sos_np = sos.detach().to("cpu", torch.float64).numpy()
     x_np = x.detach().to("cpu", torch.float64).numpy()
     zi_np = None if zi is None else zi.detach().to("cpu", torch.float64).numpy()
@@ -120,7 +149,11 @@ class _SOSFilt(torch.autograd.Function):
 
 
 def sosfilt(
-    sos: Tensor, x: Tensor, zi: Tensor | None = None, engine: str = "auto"
+    sos: Tensor,
+    x: Tensor,
+    zi: Tensor | None = None,
+    engine: str = "auto",
+    out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Filter `x` along its last axis with a cascade of second-order sections.
 
@@ -130,10 +163,12 @@ def sosfilt(
         zi: state from `sos_zeros_state` or a previous call; None means zero state and no
             final state is returned.
         engine: 'auto', 'lanes', 'scan' or 'scipy' (see the module docstring).
+        out: a tensor of x's shape to write y into (the CPU kernel writes it directly, other
+            engines copy); it may be x itself. Not for inputs that need gradients.
 
     Returns:
-        (y, zf): y has x's shape, dtype and device; zf is the state after the last sample
-        (float64), None when zi was None.
+        (y, zf): y has x's shape, dtype and device (it is `out` when given); zf is the state
+        after the last sample (float64), None when zi was None.
 
     Example:
         >>> from scipy.signal import butter
@@ -145,5 +180,7 @@ def sosfilt(
         True
     """
     if x.requires_grad and torch.is_grad_enabled():
+        if out is not None:
+            raise ValueError("sosfilt: out= is not supported for inputs that need gradients")
         return _SOSFilt.apply(x, sos, zi, engine)
-    return _run(sos, x, zi, engine)
+    return _run(sos, x, zi, engine, out)

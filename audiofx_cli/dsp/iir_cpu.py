@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audiofx_cli import memory
 from audiofx_cli.dsp import iir_kernels
 from audiofx_cli.dsp.statespace import decay_length, state_power
 
@@ -179,7 +180,7 @@ def sosfilt_lanes(
         np.stack([sos[:, 0], sos[:, 1], sos[:, 2], -sos[:, 4], -sos[:, 5]], 1)
     )
     if y is None:
-        y = np.empty_like(x)
+        y = memory.empty_array(x.shape, x.dtype)  # recycled when big (see audiofx_cli.memory)
         if threads > 1 and y.size >= 1 << 16:  # fault the pages in here: page faults taken by
             y.reshape(-1)[:: 4096 // y.itemsize] = 0  # the worker threads serialise (4x slower)
     zf = np.zeros((n_sections, rows, 2)) if zi is None else np.array(zi, dtype=np.float64)

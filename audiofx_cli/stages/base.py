@@ -58,6 +58,12 @@ class Stage(nn.Module):
         """End of stream: samples still held back (latency), or None."""
         return None
 
+    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
+        """`step`, writing the chunk's output into `out` (x's shape) where the stage can do so
+        without a temporary: returns (None, state) then, else what `step` returns (the caller
+        copies). Stages override it when they can; this default just steps."""
+        return self.step(x, state)
+
     spec: Any = None  # the StageSpec it was built from (set by chain.build), for errors
 
     def spec_error(self, key: str | None, message: str) -> ChainSpecError:
@@ -185,6 +191,22 @@ class Chain(nn.Sequential):
             x, s = step_module(stage, x, s)
             new_state.append(s)
         return x, new_state
+
+    def step_into(
+        self, x: Tensor, state: list[State], out: Tensor
+    ) -> tuple[Tensor | None, list[State]]:
+        """`step` with the last stage writing into `out` when it can (see `Stage.step_into`):
+        (None, state) when the output went into `out`, else (y, state)."""
+        stages = list(self)
+        if not stages or not isinstance(stages[-1], (Stage, Chain)):
+            return self.step(x, state)
+        new_state = []
+        for stage, s in zip(stages[:-1], state[:-1], strict=True):
+            x, s = step_module(stage, x, s)
+            new_state.append(s)
+        y, s = stages[-1].step_into(x, state[-1], out)
+        new_state.append(s)
+        return y, new_state
 
     def flush(self, state: list[State]) -> Tensor | None:
         """Flush each stage in turn and push its tail through the stages after it."""
