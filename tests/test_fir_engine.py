@@ -45,7 +45,7 @@ def test_fir_filter_matches_lfilter_for_any_chunking(n_taps):
 
 def test_overlap_save_frame_groups_and_direct_agree(monkeypatch):
     monkeypatch.setattr(fir, "FRAME_SAMPLES", 3000)  # many frame groups on a short signal
-    monkeypatch.setattr(fir, "GROUP_SAMPLES", 6000)
+    monkeypatch.setattr(fir, "CPU_FRAME_SAMPLES", 3000)
     rng = np.random.default_rng(1)
     taps = torch.from_numpy(rng.standard_normal(300))
     xx = torch.from_numpy(rng.uniform(-1, 1, (2, 20299)))
@@ -80,3 +80,24 @@ def test_gradient_flows_through_fft_path():
     (grad,) = torch.autograd.grad((y * torch.from_numpy(g)).sum(), x)
     ref = signal.lfilter(taps.numpy(), 1.0, g[:, ::-1], axis=-1)[:, ::-1]  # the adjoint
     assert float(np.max(np.abs(grad.numpy() - ref))) < 1e-10
+
+
+def test_out_writes_into_slices_and_survives_aliasing():
+    """`out=`: chunk outputs written into views of one big output equal lfilter; an `out`
+    that is the input itself falls back to a copy (the FFT path reads x after writing)."""
+    rng = np.random.default_rng(9)
+    taps = torch.from_numpy(rng.standard_normal(301))
+    x = torch.from_numpy(rng.uniform(-1, 1, (2, 40000)))
+    ref = signal.lfilter(taps.numpy(), 1.0, x.numpy(), axis=-1)
+    out = torch.full((2, 40000), 5.0, dtype=torch.float64)
+    history = fir_zeros_history(taps, x)
+    for start in range(0, 40000, 15000):
+        view = out[:, start : start + 15000]
+        y, history = fir_filter(taps, x[:, start : start + 15000], history, out=view)
+        assert y.data_ptr() == view.data_ptr()
+    assert float(np.max(np.abs(out.numpy() - ref))) < 1e-10
+    same = x.clone()
+    y, _ = fir_filter(taps, same, out=same)
+    assert float(np.max(np.abs(y.numpy() - ref))) < 1e-10
+    with pytest.raises(ValueError, match="gradients"):
+        fir_filter(taps, x.clone().requires_grad_(), out=torch.empty_like(x))

@@ -112,13 +112,15 @@ def test_nan_from_the_chain_is_an_error():
     [
         [{"highpass": {"cutoff_hz": 100}}, {"lowpass": {"cutoff_hz": 3000, "order": 4}}],
         [{"fir": {"cutoff_hz": 2000, "taps": 101}}, {"highpass": {"cutoff_hz": 200}}],
+        [{"fir": {"cutoff_hz": 2000, "taps": 255, "compensate_delay": False}}],
+        [{"fir": {"cutoff_hz": 2000, "taps": 255}}],
         [{"gain": {"gain_db": -3}}, {"resample": {"rate_hz": 11025}}],
         [
             {"compressor": {"threshold_db": -20, "ratio": 4}},
             {"peaking": {"freq_hz": 1000, "gain_db": 6}},
         ],
     ],
-    ids=["sos", "fir+sos", "resample", "dynamics+biquad"],
+    ids=["sos", "fir+sos", "fir", "fir-delay-compensated", "resample", "dynamics+biquad"],
 )
 @pytest.mark.parametrize("fuse", [True, False])
 def test_run_tensor_equals_the_whole_signal_forward(stages, fuse):

@@ -45,6 +45,14 @@ class FIRFilter(Stage):
         drop = min(state["drop"], y.shape[-1])
         return y[..., drop:], {"history": history, "drop": state["drop"] - drop}
 
+    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
+        if state is None:
+            state = self.init_state(x)
+        if state["drop"] or x.shape != out.shape:  # latency still held back: step and copy
+            return self.step(x, state)
+        _, history = fir_filter(self.taps, x, state["history"], out=out)
+        return None, {"history": history, "drop": 0}
+
     def linear_operator(self) -> list[Any] | None:
         from audiofx_cli.dsp.lti import FIRPart
 

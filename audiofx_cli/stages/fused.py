@@ -89,18 +89,22 @@ class FusedLTI(Stage):
         return x, new
 
     def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
-        last = len(self.part_names) - 1
-        if state is None or not self.part_names[last].startswith("sos") or x.shape != out.shape:
+        if state is None or x.shape != out.shape:
             return self.step(x, state)
+        last = len(self.part_names) - 1
         new = []
         for k in range(last):
             x, s = self._step_part(k, x, state[k])
             new.append(s)
-        if x.shape != out.shape:  # an FIR part before it still holds back its latency
-            y, s = self._step_part(last, x, state[last])
-            return y, [*new, s]
-        _, s = sosfilt(getattr(self, self.part_names[last]), x, state[last], out=out)
-        return None, [*new, s]
+        name, buf, _ = self._parts()[last]
+        if name.startswith("sos") and x.shape == out.shape:
+            _, s = sosfilt(buf, x, state[last], out=out)
+            return None, [*new, s]
+        if name.startswith("taps") and x.shape == out.shape and not state[last]["drop"]:
+            _, history = fir_filter(buf, x, state[last]["history"], out=out)
+            return None, [*new, {"history": history, "drop": 0}]
+        y, s = self._step_part(last, x, state[last])  # latency held back, or a shorter input
+        return y, [*new, s]
 
     def flush(self, state: State) -> Tensor | None:
         if state is None:
