@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,14 @@ class ProcessReport:
 
 class AudioSink:
     """Writes audio atomically: the engine's Sink plus `commit` / `abort` (opened once the
-    output's channel count and rate are known)."""
+    output's channel count and rate are known).
+
+    Writes happen behind the engine (write-behind): each block is encoded and written by one
+    background thread while the engine computes the next (libsndfile and numpy release the
+    GIL), with at most one block in flight, so memory stays bounded. An error in the writer
+    is raised at the next `write` or at `commit`; `abort` waits for the writer, then removes
+    the temporary file.
+    """
 
     def __init__(
         self, path: Path, fmt: str, subtype: str, overwrite: bool, dither: str = "tpdf"
@@ -113,6 +121,8 @@ class AudioSink:
         self.path, self.fmt, self.subtype, self.overwrite = path, fmt, subtype, overwrite
         self.dither = dither  # for integer PCM: 'tpdf' | 'none' (see io.audio.quantize)
         self.writer: AtomicAudioWriter | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
 
     def open(self, template: Tensor, sample_rate: float) -> None:
         if not float(sample_rate).is_integer():
@@ -126,18 +136,44 @@ class AudioSink:
             overwrite=self.overwrite,
             dither=self.dither,
         )
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="audiofx-writer")
 
     def write(self, y: Tensor) -> None:
-        assert self.writer is not None
-        self.writer.write(y.detach().to("cpu").numpy().T)
+        assert self.writer is not None and self._thread is not None
+        block = y.detach().to("cpu").numpy().T  # the writer holds it: no buffer is reused
+        self._wait()
+        self._pending = self._thread.submit(self.writer.write, block)
+
+    def _wait(self) -> None:
+        """Wait for the block in flight; its error (if any) is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
 
     def commit(self) -> None:
         assert self.writer is not None
+        try:
+            self._wait()
+        finally:
+            self._stop()
         self.writer.commit()
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
+        try:
+            try:
+                self._wait()
+            except BaseException:  # already failing (or interrupted): the first error counts
+                pass
+            finally:
+                self._stop()
+        finally:  # whatever happens above, the temporary file goes
+            if self.writer is not None:
+                self.writer.abort()
 
     @property
     def peak(self) -> float:

@@ -319,3 +319,33 @@ def test_help_stages_validate_do_not_import_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_a_write_error_behind_the_engine_stops_the_run_and_leaves_nothing(tmp_path, monkeypatch):
+    """Blocks are written by a background thread: its error must still stop processing, be
+    reported, and leave neither the output nor the temporary file (input untouched)."""
+    from audiofx_cli.api import process_file
+    from audiofx_cli.errors import AudioWriteError
+    from audiofx_cli.io.audio import AtomicAudioWriter
+
+    src = write_audio(tmp_path / "in.wav", 0.5 * unit_noise(2, 44100 * 5, seed=4), 44100)
+    before = file_hash(src)
+    real_write = AtomicAudioWriter.write
+    calls = []
+
+    def failing_write(self, block):  # the third block hits a full disk
+        calls.append(block.shape)
+        if len(calls) == 3:
+            raise AudioWriteError(f"{self.path}: write failed: No space left on device")
+        real_write(self, block)
+
+    monkeypatch.setattr(AtomicAudioWriter, "write", failing_write)
+    out = tmp_path / "out.wav"
+    with pytest.raises(AudioWriteError, match="No space left"):
+        process_file(src, out, "vocal", device="cpu", chunk_seconds=0.5)
+    assert len(calls) == 3  # the failure stopped the engine: no block was written after it
+    assert not out.exists() and not list(tmp_path.glob("*.audiofx-tmp"))
+    assert file_hash(src) == before
+    monkeypatch.setattr(AtomicAudioWriter, "write", real_write)
+    report = process_file(src, out, "vocal", device="cpu", chunk_seconds=0.5)
+    assert report.frames == 44100 * 5 and sf.info(str(out)).frames == 44100 * 5
