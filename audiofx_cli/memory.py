@@ -91,6 +91,21 @@ def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str
     return torch.from_numpy(empty_array(tuple(shape), np_dtype))
 
 
+def rows_view(out: Tensor) -> Tensor | None:
+    """`out` (..., frames) as a (rows, frames) view with unit time stride, sharing its memory,
+    or None when that would need a copy (a kernel writing into a copy would lose its output).
+
+    Example:
+        >>> big = torch.zeros(2, 3, 100)
+        >>> rows_view(big[..., 10:50]).shape, rows_view(big.transpose(0, 1)) is None
+        (torch.Size([6, 40]), True)
+    """
+    if out.stride(-1) != 1:
+        return None
+    rows = out.reshape(-1, out.shape[-1])
+    return rows if rows.data_ptr() == out.data_ptr() and rows.stride(-1) == 1 else None
+
+
 def release() -> None:
     """Forget every pooled buffer (those still in use live on with their holders)."""
     with _lock:

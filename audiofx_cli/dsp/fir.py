@@ -114,8 +114,7 @@ def _rows_view(out: Tensor | None, x: Tensor) -> Tensor | None:
         return None
     if out.requires_grad or out.data_ptr() == x.data_ptr():
         return None
-    rows = out.reshape(-1, x.shape[-1])
-    return rows if rows.data_ptr() == out.data_ptr() and out.stride(-1) == 1 else None
+    return memory.rows_view(out)
 
 
 def fir_filter(

@@ -23,6 +23,8 @@ import torch
 from scipy import signal
 from torch import Tensor
 
+from audiofx_cli import memory
+
 ENGINES = ("auto", "lanes", "scan", "scipy")
 
 
@@ -62,10 +64,10 @@ def _writable_rows(out: Tensor | None, x: Tensor) -> np.ndarray | None:
     """`out` as a (rows, frames) numpy view the kernel can write, or None."""
     if out is None or out.shape != x.shape or out.device.type != "cpu" or out.requires_grad:
         return None
-    if out.dtype not in (torch.float32, torch.float64) or out.stride(-1) != 1:
+    if out.dtype not in (torch.float32, torch.float64):
         return None
-    rows = out.reshape(-1, x.shape[-1])  # a view for slices of a bigger signal; a copy
-    return rows.detach().numpy() if rows.data_ptr() == out.data_ptr() else None  # is useless
+    rows = memory.rows_view(out)
+    return None if rows is None else rows.detach().numpy()
 
 
 def _run_lanes(
