@@ -45,6 +45,16 @@ CASCADES = {
         + [signal.butter(4, f, fs=44100, output="sos") for f in (5000, 4900, 4850)]
     ),
     "one_section": random_sos(np.random.default_rng(2), 1, 0.9),
+    # every section kind of the normalised kernel: [1, b1, 1] (u), [1, b1, 0] (z),
+    # first order with a2 = 0 (f), any numerator (g); random states make q of 'f' non-zero
+    "kinds_mixed": np.vstack(
+        [
+            signal.butter(5, 0.2, output="sos"),
+            [[0.3, 0.2, 0.0, 1.0, -0.5, 0.0]],
+            random_sos(np.random.default_rng(4), 1),
+            signal.cheby1(2, 0.5, 0.01, "highpass", output="sos"),
+        ]
+    ),
     "long40": random_sos(np.random.default_rng(3), 40, 0.99),
 }
 
@@ -192,6 +202,31 @@ def test_compiled_kernels_are_cached_on_disk(tmp_path):
     ref = signal.sosfilt([[0.5, 0.2, 0.1, 1.0, -0.3, 0.1]], np.ones((3, 50))).sum()
     for run in runs:
         assert abs(float(run.stdout) - ref) < 1e-12
+
+
+def test_normalised_plan_kinds_and_fallbacks():
+    """The lanes engine normalises sections (b0 = 1, gains applied once) and picks the cheaper
+    kernel per numerator; cascades it cannot normalise fall back to the plain kernel. Every
+    case equals scipy float64 from a random state."""
+    cases = {
+        "kinds_mixed": (CASCADES["kinds_mixed"], "uuzfgu"),
+        "api_chain": (CASCADES["api_chain"], "u" * 12),
+        "random6": (CASCADES["random6"], "g" * 6),
+        "b0_zero": (np.vstack([CASCADES["random6"][:2], [[0.0, 0.5, 0.2, 1.0, -0.3, 0.1]]]), ""),
+        "gain_underflow": (np.tile([[1e-10, 2e-10, 1e-10, 1.0, -0.5, 0.1]], (20, 1)), ""),
+        "long40": (CASCADES["long40"], ""),
+    }
+    rng = np.random.default_rng(21)
+    for name, (sos, kinds) in cases.items():
+        plan = iir_cpu.plan_for(np.ascontiguousarray(sos, dtype=np.float64))
+        assert plan.kinds == kinds, name
+        x = rng.uniform(-1, 1, (5, 3001))
+        zi = rng.standard_normal((sos.shape[0], 5, 2)) * 0.1
+        ref, zref = signal.sosfilt(sos, x, zi=zi)
+        y, zf = iir_cpu.sosfilt_lanes(sos, x, zi, threads=2, segments=1)
+        peak = max(float(np.max(np.abs(ref))), 1e-300)
+        assert rel_err(y, ref) < 1e-10, name
+        assert float(np.max(np.abs(zf - zref))) < 1e-10 * peak, name
 
 
 @pytest.mark.parametrize("lanes,width", [(4, 4), (8, 4), (8, 8)])

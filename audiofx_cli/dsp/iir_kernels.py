@@ -43,7 +43,7 @@ FMA = "@llvm.fma.v4f64"
 
 def _cascade(
     out: list[str],
-    n_sections: int,
+    kinds: str,
     vs: list[str],
     state: dict[str, str],
     tag: str,
@@ -51,22 +51,52 @@ def _cascade(
     fma: str = FMA,
 ) -> list[str]:
     """Emit one sample's pass through every section for each group of 4 lanes (interleaved
-    section by section, so independent chains sit side by side); updates `state`."""
+    section by section, so independent chains sit side by side); updates `state`.
+
+    `kinds` has one letter per section (see `kernel_ir`): 'g' is scipy's section as it is,
+    the others are sections normalised to b0 = 1 whose numerator lets ops drop out.
+    """
     vs = list(vs)
-    for s in range(n_sections):
+    for s, kind in enumerate(kinds):
         for g, v in enumerate(vs):
             # y = b0 v + p;  p' = (b1 v + q) - a1 y;  q' = b2 v - a2 y  (direct form II transposed)
             p, q = state[f"p{s}g{g}"], state[f"q{s}g{g}"]
             o, u, w = f"%o{s}g{g}.{tag}", f"%u{s}g{g}.{tag}", f"%w{s}g{g}.{tag}"
             pn, qn = f"%p{s}g{g}.{tag}", f"%q{s}g{g}.{tag}"
-            out.append(f"  {o} = call {vec} {fma}({vec} %b0_{s}, {vec} {v}, {vec} {p})")
+            if kind == "g":
+                out.append(f"  {o} = call {vec} {fma}({vec} %b0_{s}, {vec} {v}, {vec} {p})")
+            else:  # b0 = 1
+                out.append(f"  {o} = fadd {vec} {v}, {p}")
+            if kind == "f":  # b2 = a2 = 0: first order, q is 0 after the first sample
+                out.append(f"  {u} = call {vec} {fma}({vec} %b1_{s}, {vec} {v}, {vec} {q})")
+                out.append(f"  {pn} = call {vec} {fma}({vec} %na1_{s}, {vec} {o}, {vec} {u})")
+                state[f"p{s}g{g}"], state[f"q{s}g{g}"] = pn, "zeroinitializer"
+                vs[g] = o
+                continue
             out.append(f"  {u} = call {vec} {fma}({vec} %b1_{s}, {vec} {v}, {vec} {q})")
             out.append(f"  {pn} = call {vec} {fma}({vec} %na1_{s}, {vec} {o}, {vec} {u})")
-            out.append(f"  {w} = fmul {vec} %b2_{s}, {v}")
-            out.append(f"  {qn} = call {vec} {fma}({vec} %na2_{s}, {vec} {o}, {vec} {w})")
+            if kind == "u":  # b2 = 1
+                out.append(f"  {qn} = call {vec} {fma}({vec} %na2_{s}, {vec} {o}, {vec} {v})")
+            elif kind == "z":  # b2 = 0
+                out.append(f"  {qn} = fmul {vec} %na2_{s}, {o}")
+            else:
+                out.append(f"  {w} = fmul {vec} %b2_{s}, {v}")
+                out.append(f"  {qn} = call {vec} {fma}({vec} %na2_{s}, {vec} {o}, {vec} {w})")
             state[f"p{s}g{g}"], state[f"q{s}g{g}"] = pn, qn
             vs[g] = o
     return vs
+
+
+def _gain(out: list[str], vs: list[str], normalised: bool, tag: str, vec: str) -> list[str]:
+    """The cascade output times the gain pulled out of normalised sections (row n_sections of
+    coef), or `vs` unchanged for a plain cascade."""
+    if not normalised:
+        return vs
+    scaled = []
+    for g, v in enumerate(vs):
+        out.append(f"  %gain{g}.{tag} = fmul {vec} %gain, {v}")
+        scaled.append(f"%gain{g}.{tag}")
+    return scaled
 
 
 def _fill(line: str, names: dict[str, str]) -> str:
@@ -136,16 +166,30 @@ def _split(out: list[str], groups: list[list[str]], width: int, tag: str) -> lis
     return quads
 
 
-def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4) -> str:
+def kernel_ir(
+    n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4, kinds: str = ""
+) -> str:
     """LLVM IR text of the cascade kernel (see the module docstring for its signature).
 
     Lanes come in groups of 4 (one <4 x double> each; 8 lanes = 2 interleaved groups, more
     independent work per recursion latency). The main loop takes 4 samples per step: one
     vector load per lane row and a 4x4 transpose instead of 4 scalar loads and inserts per
     sample (and the same for the stores); a one-sample loop finishes the remainder.
+
+    `kinds` (one letter per section, or "" for scipy's sections as they are) selects a
+    normalised cascade: every section has b0 = 1 and the gain pulled out of them all is
+    coef[n_sections, 0], applied to the output. Per section: 'u' numerator [1, b1, 1] (every
+    Butterworth / Chebyshev high-pass and low-pass section: 3 multiply-adds and an add instead
+    of 4 and a multiply), 'z' [1, b1, 0], 'f' first order ([1, b1, 0] and a2 = 0), 'g' any
+    [1, b1, b2]. The multiply-add units are the bottleneck of this loop, the adds run beside
+    them.
     """
     if lanes % width or width not in (4, 8):
         raise ValueError(f"lanes ({lanes}) must be a multiple of the width (4 or 8, got {width})")
+    if kinds and (len(kinds) != n_sections or set(kinds) - set("guzf")):
+        raise ValueError(f"kinds {kinds!r}: one of g, u, z, f per section ({n_sections})")
+    normalised = bool(kinds)
+    kinds = kinds or "g" * n_sections
     fi, fo = _TYPES[in_dtype], _TYPES[out_dtype]
     groups = lanes // width
     V, F = f"<{width} x double>", f"@llvm.fma.v{width}f64"
@@ -172,6 +216,13 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width:
                 out.append(f"  %{key}.ptr = getelementptr double, ptr %state, i64 {offset}")
                 out.append(f"  %{key}.0 = load {V}, ptr %{key}.ptr, align 8")
                 init[key] = f"%{key}.0"
+    if normalised:
+        out.append(f"  %gain.p = getelementptr double, ptr %coef, i64 {5 * n_sections}")
+        out.append("  %gain.x = load double, ptr %gain.p")
+        out.append(f"  %gain.i = insertelement {V} poison, double %gain.x, i32 0")
+        out.append(
+            f"  %gain = shufflevector {V} %gain.i, {V} poison, <{width} x i32> zeroinitializer"
+        )
     for lane in range(lanes):
         out.append(f"  %xpp{lane} = getelementptr ptr, ptr %xp, i64 {lane}")
         out.append(f"  %x{lane} = load ptr, ptr %xpp{lane}")
@@ -199,7 +250,13 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width:
     quads = [_transpose4(out, rows[4 * q : 4 * q + 4], f"tin{q}") for q in range(lanes // 4)]
     cols = _join(out, quads, width, "j")  # cols[g][k]: time k of vector group g
     outs = [
-        _cascade(out, n_sections, [cols[g][k] for g in range(groups)], state, f"a{k}", V, F)
+        _gain(
+            out,
+            _cascade(out, kinds, [cols[g][k] for g in range(groups)], state, f"a{k}", V, F),
+            normalised,
+            f"a{k}",
+            V,
+        )
         for k in range(4)
     ]
     halves = _split(out, [[outs[k][g] for k in range(4)] for g in range(groups)], width, "s")
@@ -242,7 +299,7 @@ def kernel_ir(n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width:
             out.append(f"  %vin{lane} = insertelement {prev}, double {src}, i32 {i}")
             prev = f"{V} %vin{lane}"
         vins.append(f"%vin{width * g + width - 1}")
-    vouts = _cascade(out, n_sections, vins, state, "one", V, F)
+    vouts = _gain(out, _cascade(out, kinds, vins, state, "one", V, F), normalised, "one", V)
     for g in range(groups):
         for i in range(width):
             lane = width * g + i
@@ -306,16 +363,17 @@ _engines: list[object] = []  # keep execution engines (and their code) alive
 
 @cache
 def get_kernel(
-    n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4
+    n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4, kinds: str = ""
 ) -> KernelFn:
-    """The compiled kernel for a cascade length, lane count and I/O dtypes (cached).
+    """The compiled kernel for a cascade length, lane count, I/O dtypes and section kinds
+    (see `kernel_ir`; cached).
 
     Raises:
         ImportError: llvmlite is not installed.
     """
     with _lock:
         llvm, machine, tag = _target()
-        ir = kernel_ir(n_sections, lanes, in_dtype, out_dtype, width)
+        ir = kernel_ir(n_sections, lanes, in_dtype, out_dtype, width, kinds)
         key = hashlib.sha256((tag + ir).encode()).hexdigest()[:32]
         folder = cache_dir()
         path = folder / f"sos_{key}.o" if folder else None
