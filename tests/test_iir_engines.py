@@ -275,3 +275,43 @@ def test_out_may_be_the_input_and_refuses_gradients():
     assert y.data_ptr() == x.data_ptr() and rel_err(x.numpy(), ref) < 1e-10
     with pytest.raises(ValueError, match="gradients"):
         sosfilt(sos, x.clone().requires_grad_(), out=torch.empty_like(x))
+
+
+def _filter_in_child(queue) -> None:  # runs in a forked child (see the test below)
+    from audiofx_cli.dsp import omp
+
+    sos = CASCADES["api_chain"]
+    x = np.random.default_rng(30).uniform(-1, 1, (8, 20000))
+    y, _ = iir_cpu.sosfilt_lanes(sos, x, None, threads=2, segments=1)
+    queue.put((omp.available(), y))
+
+
+def test_openmp_dispatch_equals_the_thread_pool_and_survives_fork(monkeypatch):
+    """Lane groups dispatched through libgomp (audiofx_cli.dsp.omp) give the same bits as the
+    Python thread pool; a child forked after libgomp started its threads does not use it (its
+    threads are gone) and still filters correctly."""
+    import multiprocessing
+
+    from audiofx_cli.dsp import omp
+
+    if not omp.available():
+        pytest.skip("no libgomp next to torch here: the thread pool is the only path")
+    sos = CASCADES["api_chain"]
+    x = np.random.default_rng(30).uniform(-1, 1, (8, 20000))
+    ref = signal.sosfilt(sos, x)
+    via_omp, _ = iir_cpu.sosfilt_lanes(sos, x, None, threads=2, segments=1)
+    segmented, _ = iir_cpu.sosfilt_lanes(sos, x[:1], None, threads=2, segments=4)
+    with monkeypatch.context() as patch:
+        patch.setattr(omp, "run_calls", lambda calls, threads: False)
+        via_pool, _ = iir_cpu.sosfilt_lanes(sos, x, None, threads=2, segments=1)
+        segmented_pool, _ = iir_cpu.sosfilt_lanes(sos, x[:1], None, threads=2, segments=4)
+    assert np.array_equal(via_omp, via_pool) and np.array_equal(segmented, segmented_pool)
+    assert rel_err(via_omp, ref) < 1e-10 and rel_err(segmented, ref[:1]) < 1e-10
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_filter_in_child, args=(queue,))
+    child.start()
+    used_omp, y_child = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0 and not used_omp
+    assert np.array_equal(y_child, via_omp)

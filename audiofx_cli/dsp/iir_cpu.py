@@ -18,13 +18,14 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from audiofx_cli import memory
-from audiofx_cli.dsp import iir_kernels
+from audiofx_cli.dsp import iir_kernels, omp
 from audiofx_cli.dsp.statespace import decay_length, state_power
 
 LANES = iir_kernels.LANES
@@ -137,17 +138,17 @@ def plan_for(sos: np.ndarray) -> _Plan:
     return plan
 
 
-def _run_group(
+def _group_job(
     plan: _Plan,
     lanes: list[_Lane],
     x: np.ndarray,
     y: np.ndarray,
     x_override: np.ndarray | None = None,
-) -> None:
-    """Run up to LANES lanes of equal length through the cascade (in this thread)."""
+) -> tuple[_Job, Callable[[], None]]:
+    """(job, finish) for up to LANES lanes of equal length: run the job (see `_dispatch`),
+    then `finish()` writes the lanes' final states back."""
     n = lanes[0].stop - lanes[0].start
-    n_sections = plan.n_sections
-    state = np.zeros((n_sections, 2, LANES))
+    state = np.zeros((plan.n_sections, 2, LANES))
     for i, lane in enumerate(lanes):
         state[:, :, i] = lane.state
     state /= plan.scale
@@ -157,14 +158,16 @@ def _run_group(
     if pad:
         xs += [xs[0]] * pad
         ys += [np.empty(n, dtype=y.dtype) for _ in range(pad)]
-    if n_sections <= iir_kernels.MAX_UNROLL:
-        kernel = plan.kernel(xs[0].dtype, y.dtype)
-        kernel(plan.coef.ctypes.data, state.ctypes.data, _ptrs(xs), _ptrs(ys), n)
-    else:
-        _run_long(plan.coef, state, xs, ys, n)
-    state *= plan.scale
-    for i, lane in enumerate(lanes):
-        lane.state[:] = state[:, :, i]
+
+    def finish() -> None:
+        final = state * plan.scale
+        for i, lane in enumerate(lanes):
+            lane.state[:] = final[:, :, i]
+
+    if plan.n_sections > iir_kernels.MAX_UNROLL:
+        return (lambda: _run_long(plan.coef, state, xs, ys, n)), finish
+    job = (plan.kernel(xs[0].dtype, y.dtype), plan.coef.ctypes.data, state.ctypes.data)
+    return (*job, _ptrs(xs), _ptrs(ys), n, (state, xs, ys)), finish
 
 
 def _run_long(
@@ -196,15 +199,40 @@ def _run_lanes(plan: _Plan, lanes: list[_Lane], x, y, threads: int, x_override=N
     groups = [
         group[i : i + LANES] for group in by_length.values() for i in range(0, len(group), LANES)
     ]
-    if threads <= 1 or len(groups) == 1:
-        for group in groups:
-            _run_group(plan, group, x, y, x_override)
+    jobs = [_group_job(plan, group, x, y, x_override) for group in groups]
+    _dispatch([job for job, _ in jobs], threads)
+    for _, finish in jobs:
+        finish()
+
+
+# A job: a kernel call (kernel, coef address, state address, x row pointers, y row pointers,
+# frames, arrays to keep alive) or any Python callable (cascades longer than one kernel).
+_Job = tuple | Callable[[], None]
+
+
+def _call(job: _Job) -> None:
+    if callable(job):
+        job()
+    else:
+        job[0](*job[1:6])
+
+
+def _dispatch(jobs: list[_Job], threads: int) -> None:
+    """Run the jobs, up to `threads` at a time. Kernel calls go to OpenMP threads
+    (`audiofx_cli.dsp.omp`: about 5 us to dispatch, against about 140 us through a Python
+    pool on the 2-core KVM machine); otherwise the pool runs all but the first and the calling
+    thread the first (it is awake: waking a pool thread costs more)."""
+    if threads <= 1 or len(jobs) == 1:
+        for job in jobs:
+            _call(job)
         return
-    # the calling thread runs the first group itself: it is awake, while waking a pool thread
-    # costs up to a millisecond on virtual machines (measured on the 2-core KVM machine)
-    futures = [_executor().submit(_run_group, plan, g, x, y, x_override) for g in groups[1:]]
+    if all(isinstance(job, tuple) for job in jobs) and omp.run_calls(
+        [job[:6] for job in jobs], threads
+    ):
+        return
+    futures = [_executor().submit(_call, job) for job in jobs[1:]]
     try:
-        _run_group(plan, groups[0], x, y, x_override)
+        _call(jobs[0])
     finally:
         for future in futures:
             future.result()
@@ -213,12 +241,11 @@ def _run_lanes(plan: _Plan, lanes: list[_Lane], x, y, threads: int, x_override=N
 _PTRS = ctypes.c_void_p * LANES
 
 
-def _rows_call(plan: _Plan, x: np.ndarray, y: np.ndarray, zf: np.ndarray, r0: int):
-    """(call, state) for rows r0 .. r0 + LANES - 1 of x (those that exist): `call()` runs
-    them through the cascade, after which `state` holds their final state (n_sections, 2,
-    LANES). Built in the calling thread, so a pool thread only makes the call (which releases
-    the GIL) and two threads do not contend for the GIL. Cheap on purpose (it runs once per
-    chunk and lane group): row pointers by address arithmetic, no per-row numpy views."""
+def _rows_job(plan: _Plan, x: np.ndarray, y: np.ndarray, zf: np.ndarray, r0: int):
+    """(job, state) for rows r0 .. r0 + LANES - 1 of x (those that exist): after the job has
+    run (see `_dispatch`), `state` holds their final state as the kernel keeps it (n_sections,
+    2, LANES). Cheap on purpose (it runs once per chunk and lane group): row pointers by
+    address arithmetic, no per-row numpy views."""
     r1 = min(r0 + LANES, x.shape[0])
     state = np.zeros((plan.n_sections, 2, LANES))
     state[:, :, : r1 - r0] = zf[:, r0:r1, :].transpose(0, 2, 1) / plan.scale
@@ -235,33 +262,16 @@ def _rows_call(plan: _Plan, x: np.ndarray, y: np.ndarray, zf: np.ndarray, r0: in
         yv = [y[r] for r in range(r0, r1)] + ([] if spare is None else list(spare))
         return (lambda: _run_long(plan.coef, state, xv, yv, n)), state
     kernel = plan.kernel(x.dtype, y.dtype)
-    args = (plan.coef.ctypes.data, state.ctypes.data, _PTRS(*xs), _PTRS(*ys), n)
-
-    def call() -> None:
-        kernel(*args)
-        del spare_ref[:]  # scratch rows live until the call is done
-
-    spare_ref = [spare]
-    return call, state
+    job = (kernel, plan.coef.ctypes.data, state.ctypes.data, _PTRS(*xs), _PTRS(*ys), n, spare)
+    return job, state
 
 
 def _run_rows(plan: _Plan, x: np.ndarray, y: np.ndarray, zf: np.ndarray, threads: int) -> None:
-    """Every row of x from its state in zf (updated), LANES rows per kernel call, groups on
-    the thread pool; the calling thread runs the first group (it is awake, while waking a pool
-    thread costs tens of microseconds to a millisecond on virtual machines)."""
+    """Every row of x from its state in zf (updated), LANES rows per kernel call."""
     starts = range(0, x.shape[0], LANES)
-    calls = [_rows_call(plan, x, y, zf, r0) for r0 in starts]
-    if threads <= 1 or len(calls) == 1:
-        for call, _ in calls:
-            call()
-    else:
-        futures = [_executor().submit(call) for call, _ in calls[1:]]
-        try:
-            calls[0][0]()
-        finally:
-            for future in futures:
-                future.result()
-    for r0, (_, state) in zip(starts, calls, strict=True):
+    jobs = [_rows_job(plan, x, y, zf, r0) for r0 in starts]
+    _dispatch([job for job, _ in jobs], threads)
+    for r0, (_, state) in zip(starts, jobs, strict=True):
         r1 = min(r0 + LANES, x.shape[0])
         zf[:, r0:r1, :] = (state[:, :, : r1 - r0] * plan.scale).transpose(0, 2, 1)
 

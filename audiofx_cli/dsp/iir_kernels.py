@@ -29,8 +29,8 @@ import threading
 from functools import cache
 from pathlib import Path
 
-LANES = 4  # lanes per kernel call (one <4 x double>); 8 (two interleaved groups) ran 25% faster
-# per thread in cache but leaves the second core idle on 8 channels: slower end to end here
+LANES = 4  # lanes per kernel call (one <4 x double>); 8 (two interleaved groups, or 8-wide)
+# measured no faster per lane, and leaves the second core idle on 8 channels
 MAX_UNROLL = 32  # sections per kernel; longer cascades are run as several kernels per block
 _TYPES = {"float32": "float", "float64": "double"}
 KernelFn = ctypes._CFuncPtr  # type: ignore[attr-defined]
@@ -366,19 +366,15 @@ def _target():  # type: ignore[no-untyped-def]
 _engines: list[object] = []  # keep execution engines (and their code) alive
 
 
-@cache
-def get_kernel(
-    n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4, kinds: str = ""
-) -> KernelFn:
-    """The compiled kernel for a cascade length, lane count, I/O dtypes and section kinds
-    (see `kernel_ir`; cached).
+def compile_ir(ir: str, name: str) -> int:
+    """Compile LLVM IR text (or load its machine code from the disk cache) and return the
+    address of function `name`; the code stays loaded for the life of the process.
 
     Raises:
         ImportError: llvmlite is not installed.
     """
     with _lock:
         llvm, machine, tag = _target()
-        ir = kernel_ir(n_sections, lanes, in_dtype, out_dtype, width, kinds)
         key = hashlib.sha256((tag + ir).encode()).hexdigest()[:32]
         folder = cache_dir()
         path = folder / f"sos_{key}.o" if folder else None
@@ -403,11 +399,26 @@ def get_kernel(
         engine.set_object_cache(notify, lambda _module: cached)
         engine.finalize_object()
         _engines.append(engine)
-        address = engine.get_function_address("sos")
-        signature = ctypes.CFUNCTYPE(
-            None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64
-        )
-        return signature(address)
+        return int(engine.get_function_address(name))
+
+
+KERNEL_SIGNATURE = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64
+)
+
+
+@cache
+def get_kernel(
+    n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4, kinds: str = ""
+) -> KernelFn:
+    """The compiled kernel for a cascade length, lane count, I/O dtypes and section kinds
+    (see `kernel_ir`; cached).
+
+    Raises:
+        ImportError: llvmlite is not installed.
+    """
+    ir = kernel_ir(n_sections, lanes, in_dtype, out_dtype, width, kinds)
+    return KERNEL_SIGNATURE(compile_ir(ir, "sos"))
 
 
 def available() -> bool:
