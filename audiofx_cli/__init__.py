@@ -12,7 +12,16 @@ Torch is imported lazily, on first use of `load_chain` or `process_file`.
 
 from __future__ import annotations
 
+import os as _os
 from typing import Any
+
+# libgomp, the OpenMP runtime torch loads (and the IIR engine dispatches lane groups through:
+# audiofx_cli.dsp.omp), keeps idle threads spinning for 300,000 pause instructions (about 20 ms
+# here) after each parallel region. On few cores that starves the reader and writer threads of
+# `process`: an 8 ch x 300 s file took 1.5 s with the default, 0.85 s with 10,000 (2-core
+# machine of docs/performance.md), and in-memory chunks dispatch as fast. libgomp reads it once,
+# when torch is imported; a value the user set wins.
+_os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "load_chain", "process_file"]
