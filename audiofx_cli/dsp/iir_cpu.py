@@ -1,8 +1,10 @@
 """CPU engine for section cascades: SIMD lanes over channels and time segments, on all cores.
 
 Rows (channels) are packed `LANES` to a SIMD vector and run through the compiled kernel of
-`audiofx_cli.dsp.iir_kernels` (float64 recursion, every section in registers). Groups of lanes
-run on a thread pool (the kernel call releases the GIL).
+`audiofx_cli.dsp.iir_kernels` (float64 recursion, every section in registers), with sections
+normalised to b0 = 1 where that makes the kernel cheaper (`plan_for`; the state keeps scipy's
+meaning outside the kernel). Groups of lanes run on libgomp's threads (`audiofx_cli.dsp.omp`)
+or, where that is not available, on a Python thread pool (the kernel call releases the GIL).
 
 Few long rows (mono, stereo) would leave lanes and cores idle, so each row is cut into time
 segments that run as lanes of their own, all but the first from a zero state. The exact result
