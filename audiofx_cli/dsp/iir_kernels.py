@@ -16,7 +16,8 @@ pays only the load (a few ms), not the compile (0.1-0.5 s).
 
 Kernel C signature (all pointers host memory):
     void sos(double *coef, double *state, void **x_rows, void **y_rows, int64 n)
-    coef: (n_sections, 5) = b0, b1, b2, -a1, -a2;  state: (n_sections, 2, lanes);
+    coef: (n_sections, 5) = b0, b1, b2, -a1, -a2 (normalised kernels, see `kernel_ir`: b0 = 1
+        and one more row holding the output gain);  state: (n_sections, 2, lanes);
     x_rows / y_rows: `lanes` pointers to rows of n samples (float or double). In-place is fine.
 """
 
@@ -42,9 +43,16 @@ FMA = "@llvm.fma.v4f64"
 
 
 def _section(
-    out: list[str], kind: str, s: int, g: int, v: str, state: dict[str, str], tag: str, vec: str,
+    out: list[str],
+    kind: str,
+    s: int,
+    g: int,
+    v: str,
+    state: dict[str, str],
+    tag: str,
+    vec: str,
     fma: str,
-) -> str:  # fmt: skip
+) -> str:
     """Emit section `s` of lane group `g` on input `v` for one sample; updates `state`, returns
     the output's name. `kind` as in `kernel_ir`: 'g' is scipy's section as it is, the others
     are sections normalised to b0 = 1 whose numerator lets ops drop out."""
