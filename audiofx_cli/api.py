@@ -17,6 +17,7 @@ from torch import Tensor
 from audiofx_cli.chain.build import build_chain
 from audiofx_cli.chain.spec import ChainSpec, check_rate, load_spec, spec_from_stages
 from audiofx_cli.device import resolve_device, resolve_dtype
+from audiofx_cli.dsp import layout
 from audiofx_cli.errors import ChainSpecError, OutputExistsError, ProcessingError, UsageError
 from audiofx_cli.io.audio import DITHER_MODES, AtomicAudioWriter, AudioReader, output_format
 from audiofx_cli.stages.base import Chain
@@ -140,9 +141,14 @@ class AudioSink:
 
     def write(self, y: Tensor) -> None:
         assert self.writer is not None and self._thread is not None
-        block = y.detach().to("cpu").numpy().T  # the writer holds it: no buffer is reused
+        rows = y.detach().to("cpu").numpy()  # the writer holds it: no buffer is reused
         self._wait()
-        self._pending = self._thread.submit(self.writer.write, block)
+        self._pending = self._thread.submit(self._write_rows, rows)
+
+    def _write_rows(self, rows: np.ndarray) -> None:
+        """In the writer thread: (channels, frames) to the file's (frames, channels), written."""
+        assert self.writer is not None
+        self.writer.write(layout.to_frames(rows))
 
     def _wait(self) -> None:
         """Wait for the block in flight; its error (if any) is raised here."""

