@@ -105,3 +105,25 @@ def test_process_file_dither_modes(tmp_path):
     with pytest.raises(UsageError, match="unknown dither 'rpdf'"):
         process_file(src, tmp_path / "x.wav", chain, device="cpu", dither="rpdf")
     assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", [8, 16, 24, 32])
+def test_compiled_conversion_equals_numpy_bit_for_bit(dtype, bits, monkeypatch):
+    """`quantize` runs one compiled pass (audiofx_cli.io.pcm) when it can; its integers and
+    clip counts equal the numpy formulation's exactly, from the same dither draws: on-grid
+    samples, clipping both ways, -0.0, both dithers, both input dtypes, every container."""
+    from audiofx_cli.io import pcm
+
+    rng = np.random.default_rng(bits)
+    x = (rng.standard_normal((20_000, 3)) * 0.4).astype(dtype)
+    x[:200] = np.round(x[:200] * 2.0 ** (bits - 1)) / 2.0 ** (bits - 1)  # on the output grid
+    x[200:210], x[210:220], x[220:230] = 1.5, -1.5, -0.0
+    assert pcm.quantize_compiled(x, bits, None) is not None  # the compiled path is exercised
+    for dither in ("none", "tpdf"):
+        got, clipped = quantize(x, bits, dither, np.random.default_rng(7))
+        with monkeypatch.context() as patch:
+            patch.setattr(pcm, "quantize_compiled", lambda *args: None)
+            want, want_clipped = quantize(x, bits, dither, np.random.default_rng(7))
+        assert got.dtype == want.dtype == (np.int16 if bits <= 16 else np.int32)
+        assert np.array_equal(got, want) and clipped == want_clipped >= 20 * 3

@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from audiofx_cli.errors import AudioFormatError, AudioReadError, AudioWriteError
+from audiofx_cli.io import pcm
 
 EXTENSION_FORMATS = {
     ".wav": "WAV",
@@ -172,13 +173,36 @@ def quantize(
     """
     if dither not in DITHER_MODES:
         raise ValueError(f"unknown dither '{dither}' (use {' | '.join(DITHER_MODES)})")
+    if block.size and block.flags.c_contiguous:  # one compiled pass when llvmlite works here
+        noise = None
+        if dither == "tpdf":
+            gen = rng if rng is not None else np.random.default_rng(DITHER_SEED)
+            noise = gen.random((*block.shape, 2))  # the draws tpdf_noise makes, in its order
+        done = pcm.quantize_compiled(block, bits, noise)
+        if done is not None:
+            return done
+        if noise is not None:  # numpy below, from the same draws
+            return _quantize_numpy(block, bits, noise[..., 0] - noise[..., 1])
+    return _quantize_numpy(
+        block,
+        bits,
+        None
+        if dither == "none"
+        else tpdf_noise(
+            rng if rng is not None else np.random.default_rng(DITHER_SEED), block.shape
+        ),
+    )
+
+
+def _quantize_numpy(
+    block: np.ndarray, bits: int, noise: np.ndarray | None
+) -> tuple[np.ndarray, int]:
     scale = float(1 << (bits - 1))
     scaled = np.asarray(block, dtype=np.float64) * scale
     q = np.rint(scaled)
     lo, hi = -scale, scale - 1
     clipped = int(np.count_nonzero((q < lo) | (q > hi)))
-    if dither == "tpdf":
-        noise = tpdf_noise(rng if rng is not None else np.random.default_rng(DITHER_SEED), q.shape)
+    if noise is not None:
         q = np.where(q == scaled, q, np.rint(scaled + noise))
     np.clip(q, lo, hi, out=q)
     if bits <= 16:
