@@ -315,3 +315,27 @@ def test_openmp_dispatch_equals_the_thread_pool_and_survives_fork(monkeypatch):
     child.join(timeout=60)
     assert child.exitcode == 0 and not used_omp
     assert np.array_equal(y_child, via_omp)
+
+
+def test_lanes_engine_from_several_threads_at_once():
+    """Library callers may filter from several Python threads: each thread's OpenMP (or pool)
+    dispatch runs its own lane groups; every result equals scipy and nothing hangs."""
+    import threading
+
+    sos = CASCADES["api_chain"]
+    x = torch.from_numpy(np.random.default_rng(31).uniform(-1, 1, (8, 50000)))
+    ref = signal.sosfilt(sos, x.numpy())
+    errors: list[float] = []
+
+    def work() -> None:
+        for _ in range(5):
+            y, _ = sosfilt(torch.from_numpy(sos), x, engine="lanes")
+            errors.append(rel_err(y.numpy(), ref))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(errors) == 20 and max(errors) < 1e-10
