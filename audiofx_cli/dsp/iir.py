@@ -20,7 +20,6 @@ import os
 
 import numpy as np
 import torch
-from scipy import signal
 from torch import Tensor
 
 from audiofx_cli import memory
@@ -36,6 +35,8 @@ def sos_zeros_state(sos: Tensor, x: Tensor) -> Tensor:
 def _sosfilt_numpy(
     sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
+    from scipy import signal  # imported here: it costs about a second (see dsp.design)
+
     lead = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
     if zi is None:
