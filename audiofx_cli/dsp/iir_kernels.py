@@ -410,6 +410,15 @@ def compile_ir(ir: str, name: str) -> int:
         return int(engine.get_function_address(name))
 
 
+def try_compile(ir: str, name: str, signature: type) -> KernelFn | None:
+    """`compile_ir` wrapped as a ctypes function of `signature`, or None when nothing can be
+    compiled here (no llvmlite, or a compiler that fails): callers then use numpy."""
+    try:
+        return signature(compile_ir(ir, name))
+    except Exception:  # any failure means: the caller's numpy path
+        return None
+
+
 KERNEL_SIGNATURE = ctypes.CFUNCTYPE(
     None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64
 )

@@ -61,13 +61,10 @@ exit:
 
 @cache
 def _kernel(channels: int, element: str, to_rows: bool):  # type: ignore[no-untyped-def]
-    """The compiled copy, or None when nothing can be compiled here."""
+    """The compiled copy, or None when nothing can be compiled here (numpy copies)."""
     from audiofx_cli.dsp import iir_kernels
 
-    try:
-        return _SIGNATURE(iir_kernels.compile_ir(_ir(channels, element, to_rows), "copy"))
-    except Exception:  # no llvmlite or no working compiler: numpy copies
-        return None
+    return iir_kernels.try_compile(_ir(channels, element, to_rows), "copy", _SIGNATURE)
 
 
 def _copy(src: np.ndarray, shape: tuple[int, int], to_rows: bool) -> np.ndarray | None:

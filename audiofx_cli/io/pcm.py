@@ -91,13 +91,10 @@ exit:
 
 @cache
 def _kernel(element: str, out_int: str, dither: bool):  # type: ignore[no-untyped-def]
-    """The compiled conversion, or None when nothing can be compiled here."""
+    """The compiled conversion, or None when nothing can be compiled here (numpy converts)."""
     from audiofx_cli.dsp import iir_kernels
 
-    try:
-        return _SIGNATURE(iir_kernels.compile_ir(_ir(element, out_int, dither), "quantize"))
-    except Exception:  # no llvmlite or no working compiler: numpy converts
-        return None
+    return iir_kernels.try_compile(_ir(element, out_int, dither), "quantize", _SIGNATURE)
 
 
 def quantize_compiled(
