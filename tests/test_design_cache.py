@@ -69,3 +69,15 @@ def test_invalid_designs_still_raise(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="even order"):
         design.iir_sos("lowpass", 1000.0, 48000, order=3, type="linkwitz_riley")
     assert not list((tmp_path / "designs").glob("*.tmp*"))
+
+
+def test_a_damaged_cache_file_is_designed_again(tmp_path, monkeypatch):
+    from audiofx_cli.dsp import design
+
+    monkeypatch.setenv("AUDIOFX_CACHE_DIR", str(tmp_path))
+    want = signal.butter(3, 500.0, fs=16000, output="sos")
+    assert np.array_equal(design.iir_sos("lowpass", 500.0, 16000, order=3), want)
+    (cached,) = (tmp_path / "designs").glob("*.npy")
+    cached.write_bytes(cached.read_bytes()[:40])  # truncated
+    assert np.array_equal(design.iir_sos("lowpass", 500.0, 16000, order=3), want)
+    assert np.array_equal(np.load(cached), want)  # and stored again

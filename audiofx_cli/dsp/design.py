@@ -45,7 +45,7 @@ def _cached(name: str, args: tuple[Any, ...], design: Callable[[], np.ndarray]) 
         path = folder.parent / "designs" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
         try:
             return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # absent (or damaged): design it again
             pass
     result = np.ascontiguousarray(design(), dtype=np.float64)
     if path is not None:
