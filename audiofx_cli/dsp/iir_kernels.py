@@ -33,7 +33,7 @@ from pathlib import Path
 LANES = 4  # lanes per kernel call (one <4 x double>); 8 (two interleaved groups, or 8-wide)
 # measured no faster per lane, and leaves the second core idle on 8 channels
 MAX_UNROLL = 32  # sections per kernel; longer cascades are run as several kernels per block
-_TYPES = {"float32": "float", "float64": "double"}
+IR_ELEMENTS = {"float32": "float", "float64": "double"}  # numpy dtype name -> LLVM IR type
 KernelFn = ctypes._CFuncPtr  # type: ignore[attr-defined]
 _lock = threading.Lock()
 
@@ -209,7 +209,7 @@ def kernel_ir(
         raise ValueError(f"kinds {kinds!r}: one of g, u, z, f per section ({n_sections})")
     normalised = bool(kinds)
     kinds = kinds or "g" * n_sections
-    fi, fo = _TYPES[in_dtype], _TYPES[out_dtype]
+    fi, fo = IR_ELEMENTS[in_dtype], IR_ELEMENTS[out_dtype]
     groups = lanes // width
     V, F = f"<{width} x double>", f"@llvm.fma.v{width}f64"
     out = [f"declare {V} {F}({V}, {V}, {V})", ""]

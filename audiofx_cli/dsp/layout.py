@@ -18,9 +18,9 @@ from functools import cache
 import numpy as np
 
 from audiofx_cli import memory
+from audiofx_cli.dsp.iir_kernels import IR_ELEMENTS
 
 MAX_CHANNELS = 64  # above this numpy copies (one kernel per channel count is compiled)
-_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
 
@@ -68,7 +68,7 @@ def _kernel(channels: int, element: str, to_rows: bool):  # type: ignore[no-unty
 
 
 def _copy(src: np.ndarray, shape: tuple[int, int], to_rows: bool) -> np.ndarray | None:
-    element = _TYPES.get(src.dtype)
+    element = IR_ELEMENTS.get(src.dtype.name) if src.dtype.isnative else None
     channels = shape[0] if to_rows else shape[1]
     if element is None or not src.flags.c_contiguous or not 1 < channels <= MAX_CHANNELS:
         return None

@@ -17,7 +17,8 @@ from functools import cache
 
 import numpy as np
 
-_IN = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+from audiofx_cli.dsp.iir_kernels import IR_ELEMENTS
+
 _SIGNATURE = ctypes.CFUNCTYPE(
     ctypes.c_int64,
     ctypes.c_void_p,
@@ -108,7 +109,7 @@ def quantize_compiled(
         noise: None (no dither) or float64 uniform draws of shape (*block.shape, 2), as
             `io.audio.tpdf_noise` draws them.
     """
-    element = _IN.get(block.dtype)
+    element = IR_ELEMENTS.get(block.dtype.name) if block.dtype.isnative else None
     if element is None or not block.flags.c_contiguous:
         return None
     out_int = "i16" if bits <= 16 else "i32"
