@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from audiofx_cli.dsp import kernels
+from audiofx_cli import memory
+from audiofx_cli.dsp import bank, kernels
 
 # AMT arg_adaptloop groups: tau (s) and overshoot limit
 ADAPT_PRESETS: dict[str, tuple[tuple[float, ...], float]] = {
@@ -124,21 +125,24 @@ def gammatone_filter(
     lead, n_time = x.shape[:-1], x.shape[-1]
     n_bands = design.fc_hz.size
     xn = as_rows(x)
-    out = np.empty((xn.shape[0], n_bands, n_time), dtype=xn.dtype)
+    rows = xn.shape[0]
+    out = memory.empty_array((rows, n_bands, n_time), dtype=xn.dtype)
     if n_time:
-        kernels.run_rows(
-            kernels.complex_cascade,
-            xn.shape[0] * n_bands,
+        lanes = rows * n_bands  # lane (row n, band b) reads row n, writes out[n, b]
+        lane_state = np.ascontiguousarray(state.transpose(1, 2, 3, 0)).reshape(lanes, -1, 2)
+        bank.run(
             xn,
-            out,
-            design.pole.real.copy(),
-            design.pole.imag.copy(),
-            design.stage_gain,
-            state[0],
-            state[1],
-            envelope,
-            cost=out.size * design.order,
+            out.reshape(lanes, n_time),
+            np.arange(lanes) // n_bands,
+            np.arange(lanes),
+            np.tile(design.pole, rows),
+            np.tile(design.stage_gain, rows),
+            np.full(lanes, 2.0),
+            np.full(lanes, envelope),
+            lane_state,
+            torch.get_num_threads(),
         )
+        state[...] = lane_state.reshape(rows, n_bands, -1, 2).transpose(3, 0, 1, 2)
     return from_rows(out, x, (*lead, n_bands, n_time))
 
 
@@ -216,7 +220,7 @@ def adapt_zeros_state(design: AdaptLoops, rows: int) -> np.ndarray:
 def adapt_filter(x: Tensor, design: AdaptLoops, state: np.ndarray) -> Tensor:
     """Run the loops over (..., time); `state` (rows, loops) is updated in place."""
     xn = as_rows(x)
-    out = np.empty_like(xn)
+    out = memory.empty_array(xn.shape, xn.dtype)
     if xn.shape[1]:
         kernels.run_rows(
             kernels.adapt_loops,

@@ -1,12 +1,14 @@
-"""Compiled (numba) recursions for the auditory stages: many different filters at once, exactly.
+"""Compiled (numba) recursions for the auditory stages that are not plain filter banks.
 
-scipy.signal.sosfilt and lfilter run ONE filter over the rows of an array; the auditory stages
-run many different filters on each row (31 gammatone channels on an audio channel, up to 12
-modulation filters on each auditory channel). These kernels loop over time once per input row
-and update every filter of that row at each sample, so the filters' recursions overlap in the
-CPU pipeline. Arithmetic is float64 with float64 state whatever the output dtype; the recursions
-are the textbook ones (complex one-pole y = g x + p y[n-1]; direct form II transposed sections,
-as scipy's sosfilt), so results equal scipy's float64 filtering to rounding.
+The complex one-pole banks (gammatone bands, the modulation filterbank's band-passes) run on
+the lanes engine (`audiofx_cli.dsp.bank`). What stays here: the modulation filterbank's shared
+pre-filter and low-pass per row (`prefilter_rows`), per-row lists of real SOS cascades
+(`sos_bank`: the Butterworth variant and King 2019) and the nonlinear adaptation loops. Each
+kernel loops over time once per input row and updates every filter of that row at each
+sample, so the filters' recursions overlap in the CPU pipeline. Arithmetic is float64 with
+float64 state whatever the output dtype; the recursions are the textbook ones (direct form II
+transposed sections, as scipy's sosfilt), so results equal scipy's float64 filtering to
+rounding.
 
 Every kernel takes explicit state arrays that it updates in place (exact streaming) and a row
 range [r0, r1) so `run_rows` can spread rows over threads (numba `nogil`). Compiled code is
@@ -60,74 +62,6 @@ def run_rows(kernel: Callable[..., None], n_rows: int, *args: Any, cost: int = 0
 
 
 @njit(**_JIT)
-def _cascade4(x, out, n, b, pr, pi, g, sr, si, envelope):
-    """Order-4 case of `complex_cascade` with the state in registers (about 2x faster)."""
-    a0, a1, a2, a3 = sr[0], sr[1], sr[2], sr[3]
-    c0, c1, c2, c3 = si[0], si[1], si[2], si[3]
-    for t in range(x.shape[1]):
-        u = g * x[n, t]
-        r = pr * a0 - pi * c0 + u
-        c0 = pr * c0 + pi * a0
-        a0 = r
-        r = pr * a1 - pi * c1 + g * a0
-        c1 = pr * c1 + pi * a1 + g * c0
-        a1 = r
-        r = pr * a2 - pi * c2 + g * a1
-        c2 = pr * c2 + pi * a2 + g * c1
-        a2 = r
-        r = pr * a3 - pi * c3 + g * a2
-        c3 = pr * c3 + pi * a3 + g * c2
-        a3 = r
-        if envelope:
-            out[n, b, t] = 2.0 * math.sqrt(a3 * a3 + c3 * c3)
-        else:
-            out[n, b, t] = 2.0 * a3
-    sr[0], sr[1], sr[2], sr[3] = a0, a1, a2, a3
-    si[0], si[1], si[2], si[3] = c0, c1, c2, c3
-
-
-@njit(**_JIT)
-def complex_cascade(x, out, pole_re, pole_im, gain, state_re, state_im, envelope, r0, r1):
-    """Gammatone bank: each row of x through B cascades of `order` equal complex one-poles.
-
-    x (N, T); out (N, B, T); pole/gain (B,); state (N, B, order). Rows r index (n, b) pairs
-    as r = n * B + b. Output 2 Re(y) (envelope False) or 2 |y| (envelope True).
-    """
-    n_bands = out.shape[1]
-    n_time = x.shape[1]
-    order = state_re.shape[2]
-    for r in range(r0, r1):
-        n = r // n_bands
-        b = r - n * n_bands
-        pr = pole_re[b]
-        pi = pole_im[b]
-        g = gain[b]
-        sr = state_re[n, b].copy()
-        si = state_im[n, b].copy()
-        if order == 4:
-            _cascade4(x, out, n, b, pr, pi, g, sr, si, envelope)
-        else:
-            for t in range(n_time):
-                ur = g * x[n, t]
-                ui = 0.0
-                for k in range(order):
-                    yr = pr * sr[k] - pi * si[k] + ur
-                    yi = pr * si[k] + pi * sr[k] + ui
-                    sr[k] = yr
-                    si[k] = yi
-                    ur = g * yr
-                    ui = g * yi
-                yr = sr[order - 1]
-                yi = si[order - 1]
-                if envelope:
-                    out[n, b, t] = 2.0 * math.sqrt(yr * yr + yi * yi)
-                else:
-                    out[n, b, t] = 2.0 * yr
-        state_re[n, b] = sr
-        state_im[n, b] = si
-
-
-@njit(**_JIT)
 def _prefilter_lowpass(x, r, out, pre, lp_sos, state, v_buf):
     """Row r: the optional first-order pre-filter into v_buf; the 2.5 Hz low-pass (if
     lp_sos[0] != 0) into out[r, 0]. state[:4] = [pre x1, pre y1, lp z1, lp z2]."""
@@ -152,52 +86,13 @@ def _prefilter_lowpass(x, r, out, pre, lp_sos, state, v_buf):
 
 
 @njit(**_JIT)
-def efilt_bank(
-    x, out, counts, slots, gain, pole_re, pole_im, mode, post, lp_sos, pre, state, r0, r1
-):
-    """AMT modfilterbank per row: [150 Hz pre-filter] -> 2.5 Hz low-pass (slot 0) and
-    complex one-pole band-passes (slots 1..counts[r]-1); zero beyond.
-
-    x (R, T); out (R, M, T); counts (R,); slots (R, M) filter index per slot; gain, pole,
-    mode, post (F,): band filter g, p, output mode (0: post * Re y, 1: post * |y|);
-    lp_sos (6,) the low-pass section; pre (3,) [b0, b1, -a1] of the first-order pre-filter,
-    unused when pre[0] == 0. state (R, 4 + 2 M): [pre x1, pre y1, lp z1, lp z2, re/im pairs].
-    Band filters run two at a time over the whole row with their state in registers.
-    """
-    n_time = x.shape[1]
-    n_slots = out.shape[1]
-    v_buf = np.empty(n_time)
+def prefilter_rows(x, out, pre, lp_sos, state, v, r0, r1):
+    """AMT modfilterbank's shared part, per row: [150 Hz pre-filter] into v[r] (float64, the
+    input of the complex band-passes, which `audiofx_cli.dsp.bank` runs) and the 2.5 Hz
+    low-pass into out[r, 0]. state (R, 4 + 2 M) as in `modfilter.modfilterbank_zeros_state`:
+    [pre x1, pre y1, lp z1, lp z2, ...]."""
     for r in range(r0, r1):
-        count = counts[r]
-        _prefilter_lowpass(x, r, out, pre, lp_sos, state[r], v_buf)
-        m = 1
-        while m < count:
-            two = m + 1 < count
-            f = slots[r, m]
-            h = slots[r, m + 1] if two else f
-            ar, ai, ga, pa, ma = pole_re[f], pole_im[f], gain[f], post[f], mode[f]
-            br, bi, gb, pb, mb = pole_re[h], pole_im[h], gain[h], post[h], mode[h]
-            j = 4 + 2 * m
-            sr, si = state[r, j], state[r, j + 1]
-            tr, ti = (state[r, j + 2], state[r, j + 3]) if two else (0.0, 0.0)
-            for t in range(n_time):
-                v = v_buf[t]
-                nr = ar * sr - ai * si + ga * v
-                si = ar * si + ai * sr
-                sr = nr
-                nr = br * tr - bi * ti + gb * v
-                ti = br * ti + bi * tr
-                tr = nr
-                out[r, m, t] = pa * (sr if ma == 0 else math.sqrt(sr * sr + si * si))
-                if two:
-                    out[r, m + 1, t] = pb * (tr if mb == 0 else math.sqrt(tr * tr + ti * ti))
-            state[r, j], state[r, j + 1] = sr, si
-            if two:
-                state[r, j + 2], state[r, j + 3] = tr, ti
-            m += 2
-        for m in range(count, n_slots):
-            for t in range(n_time):
-                out[r, m, t] = 0.0
+        _prefilter_lowpass(x, r, out, pre, lp_sos, state[r], v[r])
 
 
 @njit(**_JIT)
@@ -206,7 +101,7 @@ def sos_bank(x, out, counts, slots, sos, pre, state, r0, r1):
 
     x (R, T); out (R, M, T); counts (R,); slots (R, M) filter index per output slot;
     sos (F, S, 6) with a0 == 1 (pad short cascades with [1, 0, 0, 1, 0, 0]); pre (3,) as in
-    `efilt_bank`; state (R, 2 + 2 M S): [pre x1, pre y1, then z1, z2 per slot and section].
+    `prefilter_rows`; state (R, 2 + 2 M S): [pre x1, pre y1, then z1, z2 per slot and section].
     Sections are direct form II transposed, as scipy.signal.sosfilt; each section runs over
     the whole row (in place in out), two filters at a time.
     """

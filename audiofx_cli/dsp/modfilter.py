@@ -21,7 +21,8 @@ import torch
 from scipy import signal
 from torch import Tensor
 
-from audiofx_cli.dsp import kernels
+from audiofx_cli import memory
+from audiofx_cli.dsp import bank, kernels
 from audiofx_cli.dsp.auditory import as_rows, from_rows
 
 # AMT arg_modfilterbank groups: (per-channel upper limit 0.25 fc, 150 Hz pre-filter, att_factor)
@@ -180,14 +181,10 @@ def modfilterbank_filter(x: Tensor, design: ModFilterbank, state: np.ndarray) ->
     reps = rows // design.counts.size  # one design row for all channels, or one per channel
     counts = np.tile(design.counts, reps)
     slots = np.tile(design.slots, (reps, 1))
-    out = np.empty((rows, n_slots, n_time), dtype=xn.dtype)
+    out = memory.empty_array((rows, n_slots, n_time), dtype=xn.dtype)
     if n_time:
         if design.filter_type == "efilt":
-            args = (design.gain, design.pole.real.copy(), design.pole.imag.copy(), design.mode)
-            kernel_args = (*args, design.post, design.lowpass_sos, design.pre, state)
-            kernels.run_rows(
-                kernels.efilt_bank, rows, xn, out, counts, slots, *kernel_args, cost=out.size
-            )
+            _efilt_bank(xn, out, counts, slots, design, state)
         else:
             kernels.run_rows(
                 kernels.sos_bank,
@@ -202,6 +199,45 @@ def modfilterbank_filter(x: Tensor, design: ModFilterbank, state: np.ndarray) ->
                 cost=out.size * 2,
             )
     return from_rows(out, x, (*lead, n_chan, n_slots, n_time))
+
+
+def _efilt_bank(
+    xn: np.ndarray,
+    out: np.ndarray,
+    counts: np.ndarray,
+    slots: np.ndarray,
+    design: ModFilterbank,
+    state: np.ndarray,
+) -> None:
+    """AMT's filters per row: [150 Hz pre-filter] -> 2.5 Hz low-pass (slot 0) and complex
+    one-pole band-passes (slots 1 .. counts - 1, on the lanes engine); zero beyond."""
+    rows, n_slots, n_time = out.shape
+    v = memory.empty_array(
+        (rows, n_time), np.float64
+    )  # pre-filtered envelopes, float64 as the band-passes take them
+    lp = design.lowpass_sos
+    kernels.run_rows(kernels.prefilter_rows, rows, xn, out, design.pre, lp, state, v, cost=v.size)
+    row, slot = (a.ravel() for a in np.indices((rows, n_slots)))
+    band = (slot >= 1) & (slot < counts[row])
+    row, slot = row[band], slot[band]
+    f = slots[row, slot]
+    re, im = 4 + 2 * slot, 5 + 2 * slot  # where each slot's one-pole keeps Re / Im in state
+    lane_state = np.stack([state[row, re], state[row, im]], axis=-1)[:, None, :]
+    bank.run(
+        v,
+        out.reshape(rows * n_slots, n_time),
+        row,
+        row * n_slots + slot,
+        design.pole[f],
+        design.gain[f],
+        design.post[f],
+        design.mode[f] == 1,
+        lane_state,
+        torch.get_num_threads(),
+    )
+    state[row, re], state[row, im] = lane_state[:, 0, 0], lane_state[:, 0, 1]
+    for r in range(rows):
+        out[r, counts[r] :] = 0.0
 
 
 # ----------------------------------------------------------------------------- King 2019
@@ -244,7 +280,7 @@ def sos_bank_filter(x: Tensor, sos: np.ndarray, pre: np.ndarray, state: np.ndarr
     n_filters = sos.shape[0]
     xn = as_rows(x)
     rows = xn.shape[0]
-    out = np.empty((rows, n_filters, n_time), dtype=xn.dtype)
+    out = memory.empty_array((rows, n_filters, n_time), dtype=xn.dtype)
     if n_time:
         counts = np.full(rows, n_filters, dtype=np.int64)
         slots = np.tile(np.arange(n_filters, dtype=np.int64), (rows, 1))

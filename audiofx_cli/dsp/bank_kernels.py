@@ -1,0 +1,203 @@
+"""SIMD kernels for banks of different filters: the auditory filterbanks on the lanes engine.
+
+`audiofx_cli.dsp.iir_kernels` runs ONE cascade over many signals, its coefficients broadcast
+to every lane. A filterbank runs MANY filters: 30 gammatone bands on one audio channel, up to
+12 modulation filters on each auditory channel. Here every lane of a vector is one (signal,
+filter) pair with its own input row (lanes may share one), its own output row, its own
+coefficients and its own state, so four different filters advance together in one
+<4 x double> and several such groups interleave in one call for the processor to overlap.
+The loop reads 4 samples of every lane row at once and transposes 4x4, as the cascade kernel
+does; the arithmetic is float64 with fused multiply-adds whatever the I/O dtype.
+
+The bank here is the complex one-pole cascade of the AMT: `order` equal one-poles
+    y_k[t] = p y_k[t-1] + g y_{k-1}[t],  y_0 = x,
+with output post * Re(y_K) or post * |y_K| (`envelope`). Gammatone bands (order 4, post 2)
+and the modulation filterbank's complex band-passes (AMT `efilt`, order 1) are both this.
+
+Kernel C signature (`iir_kernels.KERNEL_SIGNATURE`, so `iir_cpu` dispatches it):
+    void bank(double *coef, double *state, void **x_rows, void **y_rows, int64 n)
+    coef: (5, lanes) rows Re p, Im p, -Im p, g, post;  state: (order, 2, lanes) Re / Im of
+    every stage;  x_rows / y_rows: `lanes` row pointers of n samples (float or double).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from audiofx_cli.dsp.iir_kernels import (
+    FMA,
+    IR_ELEMENTS,
+    KERNEL_SIGNATURE,
+    VEC,
+    KernelFn,
+    _fill,
+    _transpose4,
+    compile_ir,
+)
+
+PARAMS = ("pr", "pi", "npi", "g", "post")  # coef rows, in order
+GROUP_LANES = 4  # lanes per vector
+
+# body(out, inputs per group, state names, tag) -> outputs per group (all <4 x double>)
+Body = Callable[[list[str], list[str], dict[str, str], str], list[str]]
+
+
+def _complex_body(order: int, envelope: bool) -> Body:
+    """One sample of the complex one-pole cascade for every group of lanes."""
+
+    def body(out: list[str], xs: list[str], state: dict[str, str], tag: str) -> list[str]:
+        ys = []
+        for gi, x in enumerate(xs):
+            c = {p: f"%{p}g{gi}" for p in PARAMS}
+            t = f"{tag}g{gi}"
+            out.append(f"  %ur0.{t} = fmul {VEC} {c['g']}, {x}")
+            ur, ui = f"%ur0.{t}", ""
+            for k in range(order):
+                sr, si = state[f"r{k}g{gi}"], state[f"i{k}g{gi}"]
+                a, yr, b, yi = (f"%{n}{k}.{t}" for n in ("a", "yr", "b", "yi"))
+                out.append(f"  {a} = call {VEC} {FMA}({VEC} {c['npi']}, {VEC} {si}, {VEC} {ur})")
+                out.append(f"  {yr} = call {VEC} {FMA}({VEC} {c['pr']}, {VEC} {sr}, {VEC} {a})")
+                if ui:
+                    out.append(f"  {b} = call {VEC} {FMA}({VEC} {c['pi']}, {VEC} {sr}, {VEC} {ui})")
+                else:  # the input is real
+                    out.append(f"  {b} = fmul {VEC} {c['pi']}, {sr}")
+                out.append(f"  {yi} = call {VEC} {FMA}({VEC} {c['pr']}, {VEC} {si}, {VEC} {b})")
+                state[f"r{k}g{gi}"], state[f"i{k}g{gi}"] = yr, yi
+                if k + 1 < order:
+                    out.append(f"  %ur{k + 1}.{t} = fmul {VEC} {c['g']}, {yr}")
+                    out.append(f"  %ui{k + 1}.{t} = fmul {VEC} {c['g']}, {yi}")
+                    ur, ui = f"%ur{k + 1}.{t}", f"%ui{k + 1}.{t}"
+            if envelope:
+                out.append(f"  %m2.{t} = fmul {VEC} {yi}, {yi}")
+                out.append(f"  %m.{t} = call {VEC} {FMA}({VEC} {yr}, {VEC} {yr}, {VEC} %m2.{t})")
+                out.append(f"  %mag.{t} = call {VEC} @llvm.sqrt.v4f64({VEC} %m.{t})")
+                yr = f"%mag.{t}"
+            out.append(f"  %out.{t} = fmul {VEC} {c['post']}, {yr}")
+            ys.append(f"%out.{t}")
+        return ys
+
+    return body
+
+
+def _loop_ir(groups: int, in_dtype: str, out_dtype: str, n_states: int, body: Body) -> str:
+    """The kernel around `body`: parameters and state in registers, 4 samples per step with
+    4x4 transposes on the way in and out, a one-sample loop for the remainder. State rows are
+    named r{k} / i{k} for k < n_states // 2 (state row 2 k and 2 k + 1)."""
+    lanes = GROUP_LANES * groups
+    fi, fo = IR_ELEMENTS[in_dtype], IR_ELEMENTS[out_dtype]
+    out = [
+        f"declare {VEC} {FMA}({VEC}, {VEC}, {VEC})",
+        f"declare {VEC} @llvm.sqrt.v4f64({VEC})",
+        "",
+        "define void @bank(ptr noalias %coef, ptr noalias %state, ptr noalias %xp, "
+        "ptr noalias %yp, i64 %n) {",
+        "entry:",
+    ]
+    for j, p in enumerate(PARAMS):
+        for gi in range(groups):
+            out.append(f"  %{p}g{gi}.p = getelementptr double, ptr %coef, i64 {j * lanes + 4 * gi}")
+            out.append(f"  %{p}g{gi} = load {VEC}, ptr %{p}g{gi}.p, align 8")
+    init: dict[str, str] = {}
+    for row in range(n_states):
+        for gi in range(groups):
+            key = f"{'ri'[row % 2]}{row // 2}g{gi}"
+            out.append(
+                f"  %{key}.ptr = getelementptr double, ptr %state, i64 {row * lanes + 4 * gi}"
+            )
+            out.append(f"  %{key}.0 = load {VEC}, ptr %{key}.ptr, align 8")
+            init[key] = f"%{key}.0"
+    for lane in range(lanes):
+        for io, ptrs in (("x", "xp"), ("y", "yp")):
+            out.append(f"  %{io}pp{lane} = getelementptr ptr, ptr %{ptrs}, i64 {lane}")
+            out.append(f"  %{io}{lane} = load ptr, ptr %{io}pp{lane}")
+    keys = list(init)
+    # ---------------------------------------------------------------- 4 samples per step
+    out += ["  %n4 = and i64 %n, -4", "  %has4 = icmp sgt i64 %n4, 0"]
+    out += ["  br i1 %has4, label %loop4, label %mid", "loop4:"]
+    out.append("  %t4 = phi i64 [0, %entry], [%t4n, %loop4]")
+    for k in keys:
+        out.append(f"  %{k}.a = phi {VEC} [{init[k]}, %entry], [@END_{k}@, %loop4]")
+    state = {k: f"%{k}.a" for k in keys}
+    rows = []
+    for lane in range(lanes):
+        out.append(f"  %xa{lane}.a = getelementptr {fi}, ptr %x{lane}, i64 %t4")
+        out.append(f"  %xr{lane}.a = load <4 x {fi}>, ptr %xa{lane}.a, align 4")
+        if fi == "float":
+            out.append(f"  %xd{lane}.a = fpext <4 x float> %xr{lane}.a to {VEC}")
+        rows.append(f"%xd{lane}.a" if fi == "float" else f"%xr{lane}.a")
+    cols = [_transpose4(out, rows[4 * gi : 4 * gi + 4], f"tin{gi}") for gi in range(groups)]
+    outs = [body(out, [cols[gi][k] for gi in range(groups)], state, f"a{k}") for k in range(4)]
+    for gi in range(groups):
+        back = _transpose4(out, [outs[k][gi] for k in range(4)], f"tout{gi}")
+        for i, val in enumerate(back):
+            lane = 4 * gi + i
+            if fo == "float":
+                out.append(f"  %yt{lane}.a = fptrunc {VEC} {val} to <4 x float>")
+                val = f"%yt{lane}.a"
+            out.append(f"  %ya{lane}.a = getelementptr {fo}, ptr %y{lane}, i64 %t4")
+            out.append(f"  store <4 x {fo}> {val}, ptr %ya{lane}.a, align 4")
+    out[:] = [_fill(line, state) for line in out]
+    out += ["  %t4n = add i64 %t4, 4", "  %more4 = icmp slt i64 %t4n, %n4"]
+    out += ["  br i1 %more4, label %loop4, label %mid", "mid:"]
+    for k in keys:
+        out.append(f"  %{k}.m = phi {VEC} [{init[k]}, %entry], [{state[k]}, %loop4]")
+    init = {k: f"%{k}.m" for k in keys}
+    out += ["  %rest = icmp slt i64 %n4, %n", "  br i1 %rest, label %loop, label %exit"]
+    # ---------------------------------------------------------------- one sample per step
+    out += ["loop:", "  %t = phi i64 [%n4, %mid], [%t1, %loop]"]
+    for k in keys:
+        out.append(f"  %{k}.b = phi {VEC} [{init[k]}, %mid], [@END_{k}@, %loop]")
+    state = {k: f"%{k}.b" for k in keys}
+    vins = []
+    for gi in range(groups):
+        prev = f"{VEC} poison"
+        for i in range(4):
+            lane = 4 * gi + i
+            out.append(f"  %xa{lane} = getelementptr {fi}, ptr %x{lane}, i64 %t")
+            out.append(f"  %xv{lane} = load {fi}, ptr %xa{lane}")
+            src = f"%xv{lane}"
+            if fi == "float":
+                out.append(f"  %xd{lane} = fpext float %xv{lane} to double")
+                src = f"%xd{lane}"
+            out.append(f"  %vin{lane} = insertelement {prev}, double {src}, i32 {i}")
+            prev = f"{VEC} %vin{lane}"
+        vins.append(f"%vin{4 * gi + 3}")
+    vouts = body(out, vins, state, "one")
+    for gi in range(groups):
+        for i in range(4):
+            lane = 4 * gi + i
+            out.append(f"  %ye{lane} = extractelement {VEC} {vouts[gi]}, i32 {i}")
+            val = f"%ye{lane}"
+            if fo == "float":
+                out.append(f"  %yt{lane} = fptrunc double %ye{lane} to float")
+                val = f"%yt{lane}"
+            out.append(f"  %ya{lane} = getelementptr {fo}, ptr %y{lane}, i64 %t")
+            out.append(f"  store {fo} {val}, ptr %ya{lane}")
+    out[:] = [_fill(line, state) for line in out]
+    out += ["  %t1 = add i64 %t, 1", "  %done = icmp eq i64 %t1, %n"]
+    out += ["  br i1 %done, label %exit, label %loop", "exit:"]
+    out += [f"  %{k}.f = phi {VEC} [{init[k]}, %mid], [{state[k]}, %loop]" for k in keys]
+    out += [f"  store {VEC} %{k}.f, ptr %{k}.ptr, align 8" for k in keys]
+    out += ["  ret void", "}"]
+    return "\n".join(out) + "\n"
+
+
+def complex_bank_ir(order: int, groups: int, in_dtype: str, out_dtype: str, envelope: bool) -> str:
+    """LLVM IR of the complex one-pole cascade bank (see the module docstring)."""
+    if order < 1 or groups < 1:
+        raise ValueError(f"order ({order}) and groups ({groups}) must be at least 1")
+    return _loop_ir(groups, in_dtype, out_dtype, 2 * order, _complex_body(order, envelope))
+
+
+@cache
+def complex_bank(
+    order: int, groups: int, in_dtype: str, out_dtype: str, envelope: bool
+) -> KernelFn:
+    """The compiled bank kernel (cached in memory and, as machine code, on disk).
+
+    Raises:
+        ImportError: llvmlite is not installed.
+    """
+    ir = complex_bank_ir(order, groups, in_dtype, out_dtype, envelope)
+    return KERNEL_SIGNATURE(compile_ir(ir, "bank"))
