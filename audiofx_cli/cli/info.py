@@ -49,8 +49,10 @@ def _values(stats: Any) -> list[str]:
 
 
 def render(stats: Any, console: Console) -> None:
-    """One two-column table (quantity, value) per file."""
-    table = Table(title=stats.path, show_header=False, title_justify="left")
+    """The file's path (never wrapped: a long one stays one line to copy), then a two-column
+    table (quantity, value)."""
+    console.print(str(stats.path), soft_wrap=True, markup=False, highlight=False)
+    table = Table(show_header=False)
     table.add_column("quantity", style="bold")
     table.add_column("value", justify="right")
     for name, value in zip(ROWS, _values(stats), strict=True):
