@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from audiofx_cli.device import resolve_device, resolve_dtype
 from audiofx_cli.dsp import layout
 from audiofx_cli.errors import ChainSpecError, OutputExistsError, ProcessingError, UsageError
 from audiofx_cli.io.audio import DITHER_MODES, AtomicAudioWriter, AudioReader, output_format
+from audiofx_cli.io.behind import WriteBehind
 from audiofx_cli.stages.base import Chain
 from audiofx_cli.stream import run_chain
 
@@ -122,8 +122,7 @@ class AudioSink:
         self.path, self.fmt, self.subtype, self.overwrite = path, fmt, subtype, overwrite
         self.dither = dither  # for integer PCM: 'tpdf' | 'none' (see io.audio.quantize)
         self.writer: AtomicAudioWriter | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
+        self._behind: WriteBehind | None = None
 
     def open(self, template: Tensor, sample_rate: float) -> None:
         if not float(sample_rate).is_integer():
@@ -137,46 +136,28 @@ class AudioSink:
             overwrite=self.overwrite,
             dither=self.dither,
         )
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="audiofx-writer")
+        self._behind = WriteBehind("writer")
 
     def write(self, y: Tensor) -> None:
-        assert self.writer is not None and self._thread is not None
+        assert self.writer is not None and self._behind is not None
         rows = y.detach().to("cpu").numpy()  # the writer holds it: no buffer is reused
-        self._wait()
-        self._pending = self._thread.submit(self._write_rows, rows)
+        self._behind.submit(self._write_rows, rows)
 
     def _write_rows(self, rows: np.ndarray) -> None:
         """In the writer thread: (channels, frames) to the file's (frames, channels), written."""
         assert self.writer is not None
         self.writer.write(layout.to_frames(rows))
 
-    def _wait(self) -> None:
-        """Wait for the block in flight; its error (if any) is raised here."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def _stop(self) -> None:
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
-            self._thread = None
-
     def commit(self) -> None:
         assert self.writer is not None
-        try:
-            self._wait()
-        finally:
-            self._stop()
+        if self._behind is not None:
+            self._behind.close()
         self.writer.commit()
 
     def abort(self) -> None:
         try:
-            try:
-                self._wait()
-            except BaseException:  # already failing (or interrupted): the first error counts
-                pass
-            finally:
-                self._stop()
+            if self._behind is not None:
+                self._behind.close(errors=False)  # already failing: the first error counts
         finally:  # whatever happens above, the temporary file goes
             if self.writer is not None:
                 self.writer.abort()

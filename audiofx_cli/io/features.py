@@ -1,11 +1,13 @@
 """Feature files: `.npz` (numpy) or `.pt` (torch) holding a feature array with its axes.
 
 `FeatureSink` is the engine's sink for chains that end in a feature stage. It streams every
-chunk to a temporary raw file beside the target (bounded memory: one chunk at a time), then on
-`commit` writes the final file to another temporary name and renames it into place (atomic; an
-existing output is replaced only with overwrite). `data` is stored time-major (numpy Fortran
-order), which is what lets chunks along the time axis be appended without knowing the final
-length; `np.load` and `torch.load` return it with its logical shape (channel, ..., time).
+chunk (bounded memory: one chunk at a time) into a temporary file beside the target: the
+`.npz` archive itself, whose header gets the final length on `commit` (`io.npz_stream`), or
+for `.pt` a raw file that `commit` turns into the torch file. Then the temporary file is
+renamed into place (atomic; an existing output is replaced only with overwrite). `data` is
+stored time-major (numpy Fortran order), which is what lets chunks along the time axis be
+appended without knowing the final length; `np.load` and `torch.load` return it with its
+logical shape (channel, ..., time).
 
 Keys (see docs/features.md): data, axes, one coordinate array per axis (channel, fc_hz,
 mfc_hz, freq_hz, mel_hz, mfcc, time_s), counts / mask / ragged / ragged_over for ragged axes,
@@ -18,7 +20,6 @@ import json
 import math
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,12 @@ import torch
 from torch import Tensor
 
 from audiofx_cli.errors import AudioFormatError, AudioWriteError, UsageError
+from audiofx_cli.io.behind import WriteBehind
+from audiofx_cli.io.npz_stream import NpzStream
 from audiofx_cli.stages.feature_axes import FeatureAxes, chain_axes
 
 FEATURE_SUFFIXES = (".npz", ".pt")
 _DTYPES = {None: "float32", "FLOAT": "float32", "DOUBLE": "float64"}
-_BLOCK = 1 << 24
 _TILE_BYTES = 4 << 20  # `write` transposes and writes this much at a time
 
 
@@ -122,6 +124,7 @@ class FeatureSink:
         self.raw: Path | None = None
         self._file: Any = None
         self._tile: np.ndarray | None = None  # reused (frames, values) buffer of `write`
+        self._behind: WriteBehind | None = None
         self.shape: tuple[int, ...] = ()
         self.frames = 0
         self.peak = 0.0
@@ -142,23 +145,34 @@ class FeatureSink:
             axes = FeatureAxes(names, float(sample_rate), axes.sample_rate)
         self.axes = axes.for_channels(template.shape[0])
         self.shape = tuple(template.shape[:-1])
-        fd, raw = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".audiofx-tmp.raw", dir=self.path.parent or "."
+        suffix = ".audiofx-tmp" if self.format == "npz" else ".audiofx-tmp.raw"
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent or "."
         )
-        self.raw = Path(raw)
-        self._file = os.fdopen(fd, "wb")
+        self.raw = Path(tmp)
+        if self.format == "npz":  # written in place: the archive is the temporary file
+            os.close(fd)
+            self._file = NpzStream(self.raw, self.dtype, self.shape)
+        else:
+            self._file = os.fdopen(fd, "wb")
+        self._behind = WriteBehind("features")
 
     def write(self, y: Tensor) -> None:
         if y.shape[-1] == 0:
             return
         block = y.detach().to("cpu").numpy().astype(self.dtype, copy=False)
+        assert self._behind is not None
+        self._behind.submit(self._write_block, block)  # written while the next is computed
+        self.frames += y.shape[-1]
+
+    def _write_block(self, block: np.ndarray) -> None:
+        """In the writer thread: the block's peak, then its frames."""
         if block.size:
             self.peak = max(self.peak, float(block.max()), -float(block.min()))
         try:
             self._write_frames(block)
         except OSError as exc:
             raise AudioWriteError(f"{self.path}: write failed: {exc.strerror or exc}") from None
-        self.frames += y.shape[-1]
 
     def _write_frames(self, block: np.ndarray) -> None:
         """Append `block` (..., frames) frame-major (Fortran order of the whole array), a few
@@ -177,34 +191,43 @@ class FeatureSink:
 
     def commit(self) -> None:
         assert self.axes is not None and self.raw is not None
-        self._file.close()
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".audiofx-tmp", dir=self.path.parent or "."
-        )
-        os.close(fd)
-        final = Path(tmp)
+        final: Path | None = None
         try:
+            if self._behind is not None:
+                self._behind.close()  # the last block written (or its error raised)
             meta = metadata(self.axes, self.frames, self.chain, self.source)
-            shape = (*self.shape, self.frames)
-            if self.format == "npz":
-                _write_npz(final, self.raw, shape, self.dtype, meta)
+            if isinstance(self._file, NpzStream):
+                self._file.finish(self.frames, meta)
+                final, self.raw = self.raw, None
             else:
-                _write_pt(final, self.raw, shape, self.dtype, meta)
-            self.raw.unlink(missing_ok=True)
+                self._file.close()
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{self.path.name}.", suffix=".audiofx-tmp", dir=self.path.parent or "."
+                )
+                os.close(fd)
+                final = Path(tmp)
+                _write_pt(final, self.raw, (*self.shape, self.frames), self.dtype, meta)
+                self.raw.unlink(missing_ok=True)
             _place(final, self.path, self.overwrite)
         except OSError as exc:
-            final.unlink(missing_ok=True)
+            if final is not None:
+                final.unlink(missing_ok=True)
             self.abort()
             raise AudioWriteError(
                 f"{self.path}: cannot finish writing: {exc.strerror or exc}"
             ) from None
         except BaseException:
-            final.unlink(missing_ok=True)
+            if final is not None:
+                final.unlink(missing_ok=True)
             self.abort()
             raise
 
     def abort(self) -> None:
-        if self._file is not None and not self._file.closed:
+        if self._behind is not None:
+            self._behind.close(errors=False)  # already failing: the first error counts
+        if isinstance(self._file, NpzStream):
+            self._file.abort()
+        elif self._file is not None and not self._file.closed:
             self._file.close()
         if self.raw is not None:
             self.raw.unlink(missing_ok=True)
@@ -216,23 +239,6 @@ def make_feature_sink(
     """(sink, format, subtype) for a .npz / .pt output, as `api.make_sink` returns."""
     dtype = feature_dtype(subtype)
     return FeatureSink(path, overwrite, dtype), path.suffix.lower()[1:], dtype
-
-
-def _write_npz(
-    target: Path, raw: Path, shape: tuple[int, ...], dtype: np.dtype, meta: dict[str, Any]
-) -> None:
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": True, "shape": shape}
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        with zf.open("data.npy", "w", force_zip64=True) as out, open(raw, "rb") as src:
-            np.lib.format.write_array_header_2_0(out, header)
-            while block := src.read(_BLOCK):
-                out.write(block)
-        for name, value in meta.items():
-            array = np.asarray(value) if not isinstance(value, list) else np.array(value)
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as out:
-                np.lib.format.write_array(out, array, allow_pickle=False)
-    with open(target, "rb+") as handle:
-        os.fsync(handle.fileno())
 
 
 def _write_pt(
