@@ -1,11 +1,12 @@
-"""Run a bank of complex one-pole cascades on the lanes engine (gammatone, AMT efilt).
+"""Run filterbanks on the lanes engine: gammatone bands, modulation filterbanks, King 2019.
 
 A bank is a list of lanes, each one (input row, output row, filter): lane l reads row
-`x_row[l]` of x, writes row `y_row[l]` of y, and runs `order` equal complex one-poles with
-pole `pole[l]` and input gain `gain[l]`, writing post[l] * Re(y) or post[l] * |y|
-(`envelope[l]`). Lanes are packed 8 to a kernel call (two <4 x double> groups, see
-`audiofx_cli.dsp.bank_kernels`), calls of one output mode together, and the calls are spread
-over the threads by the IIR engine's dispatcher (OpenMP, or a thread pool).
+`x_row[l]` of x, writes row `y_row[l]` of y and runs its own filter with its own state.
+`run` runs complex one-pole cascades (`order` equal one-poles with pole `pole[l]` and input
+gain `gain[l]`, output post[l] * Re(y) or post[l] * |y|, `envelope[l]`); `run_sos` runs a
+cascade of second-order sections per lane. Lanes are packed 8 to a kernel call (two
+<4 x double> groups, see `audiofx_cli.dsp.bank_kernels`), and the calls are spread over the
+threads by the IIR engine's dispatcher (OpenMP, or a thread pool).
 
 Example:
     >>> import numpy as np
@@ -41,7 +42,7 @@ def run(
     state: np.ndarray,
     threads: int = 1,
 ) -> None:
-    """Filter every lane of the bank over all of x's frames (see the module docstring).
+    """Complex one-pole cascades over all of x's frames (see the module docstring).
 
     Args:
         x: (rows, frames) float32 or float64, C-contiguous.
@@ -52,20 +53,54 @@ def run(
         state: (lanes, order, 2) float64, Re / Im of each stage; updated in place.
         threads: kernel calls run up to this many at once.
     """
-    n_lanes, order = state.shape[0], state.shape[1]
-    frames = x.shape[1]
-    if n_lanes == 0 or frames == 0:
-        return
-    coef_all = np.stack([pole.real, pole.imag, -pole.imag, gain, post]).astype(np.float64)
-    jobs, finishes = [], []
+    order = state.shape[1]
+    coef = np.stack([pole.real, pole.imag, -pole.imag, gain, post]).astype(np.float64)
     modes = np.asarray(envelope, dtype=bool)
-    for mode in (False, True):
+    kernels = {
+        mode: bank_kernels.complex_bank(order, GROUPS, str(x.dtype), str(y.dtype), mode)
+        for mode in (False, True)
+        if (modes == mode).any()
+    }
+    _run(kernels, modes, x, y, x_row, y_row, coef, state, threads)
+
+
+def run_sos(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_row: Sequence[int],
+    y_row: Sequence[int],
+    sos: np.ndarray,
+    state: np.ndarray,
+    threads: int = 1,
+) -> None:
+    """A cascade of second-order sections per lane over all of x's frames.
+
+    Args:
+        x, y, x_row, y_row, threads: as in `run`.
+        sos: (lanes, n_sections, 6) float64 sections with a0 == 1.
+        state: (lanes, n_sections, 2) float64, scipy's zi of each section; updated in place.
+    """
+    n_sections = sos.shape[1]
+    coef = np.concatenate(
+        [np.stack([s[:, 0], s[:, 1], s[:, 2], -s[:, 4], -s[:, 5]]) for s in sos.transpose(1, 0, 2)]
+    )  # (5 n_sections, lanes): b0, b1, b2, -a1, -a2 of each section in turn
+    kernel = bank_kernels.sos_bank(n_sections, GROUPS, str(x.dtype), str(y.dtype))
+    modes = np.zeros(state.shape[0], dtype=bool)
+    _run({False: kernel}, modes, x, y, x_row, y_row, coef, state, threads)
+
+
+def _run(kernels, modes, x, y, x_row, y_row, coef, state, threads) -> None:  # type: ignore[no-untyped-def]
+    """Pack the lanes of each mode into kernel calls, run them all, write the states back."""
+    if state.shape[0] == 0 or x.shape[1] == 0:
+        return
+    flat = state.reshape(state.shape[0], -1)  # (lanes, state rows), written back in place
+    if not np.may_share_memory(flat, state):
+        raise ValueError("bank state must be reshapeable without a copy (a contiguous array)")
+    jobs, finishes = [], []
+    for mode, kernel in kernels.items():
         chosen = np.flatnonzero(modes == mode)
-        if chosen.size == 0:
-            continue
-        kernel = bank_kernels.complex_bank(order, GROUPS, str(x.dtype), str(y.dtype), mode)
         for start in range(0, chosen.size, LANES):
-            job, finish = _job(kernel, x, y, x_row, y_row, coef_all, state, chosen[start:][:LANES])
+            job, finish = _job(kernel, x, y, x_row, y_row, coef, flat, chosen[start:][:LANES])
             jobs.append(job)
             finishes.append(finish)
     iir_cpu._dispatch(jobs, threads)  # noqa: SLF001 (the engine's own dispatcher)
@@ -79,7 +114,7 @@ def _job(kernel, x, y, x_row, y_row, coef_all, state, lanes: np.ndarray):  # typ
     pad = LANES - lanes.size
     idx = np.concatenate([lanes, np.repeat(lanes[:1], pad)])
     coef = np.ascontiguousarray(coef_all[:, idx])
-    kstate = np.ascontiguousarray(state[idx].transpose(1, 2, 0))  # (order, 2, LANES)
+    kstate = np.ascontiguousarray(state[idx].T)  # (state rows, LANES)
     xs = [x.ctypes.data + int(x_row[i]) * x.strides[0] for i in idx]
     ys = [y.ctypes.data + int(y_row[i]) * y.strides[0] for i in lanes]
     scratch = np.empty((pad, x.shape[1]), dtype=y.dtype) if pad else None
@@ -88,7 +123,7 @@ def _job(kernel, x, y, x_row, y_row, coef_all, state, lanes: np.ndarray):  # typ
     ptrs = ctypes.c_void_p * LANES
 
     def finish() -> None:
-        state[lanes] = kstate[:, :, : lanes.size].transpose(2, 0, 1)
+        state[lanes] = kstate[:, : lanes.size].T
 
     keep = (coef, kstate, scratch)
     job = (kernel, coef.ctypes.data, kstate.ctypes.data, ptrs(*xs), ptrs(*ys), x.shape[1], keep)

@@ -9,15 +9,20 @@ coefficients and its own state, so four different filters advance together in on
 The loop reads 4 samples of every lane row at once and transposes 4x4, as the cascade kernel
 does; the arithmetic is float64 with fused multiply-adds whatever the I/O dtype.
 
-The bank here is the complex one-pole cascade of the AMT: `order` equal one-poles
-    y_k[t] = p y_k[t-1] + g y_{k-1}[t],  y_0 = x,
-with output post * Re(y_K) or post * |y_K| (`envelope`). Gammatone bands (order 4, post 2)
-and the modulation filterbank's complex band-passes (AMT `efilt`, order 1) are both this.
+Two banks:
+- `complex_bank`: the complex one-pole cascade of the AMT, `order` equal one-poles
+      y_k[t] = p y_k[t-1] + g y_{k-1}[t],  y_0 = x,
+  with output post * Re(y_K) or post * |y_K| (`envelope`). Gammatone bands (order 4, post 2)
+  and the modulation filterbank's complex band-passes (AMT `efilt`, order 1) are both this.
+  coef: (5, lanes) rows Re p, Im p, -Im p, g, post;  state: (order, 2, lanes) Re / Im.
+- `sos_bank`: a cascade of second-order sections per lane (direct form II transposed, as
+  scipy's sosfilt): the Butterworth modulation filterbank and King 2019's band-passes.
+  coef: (5 n_sections, lanes) rows b0, b1, b2, -a1, -a2 per section;  state:
+  (n_sections, 2, lanes) z1, z2.
 
 Kernel C signature (`iir_kernels.KERNEL_SIGNATURE`, so `iir_cpu` dispatches it):
     void bank(double *coef, double *state, void **x_rows, void **y_rows, int64 n)
-    coef: (5, lanes) rows Re p, Im p, -Im p, g, post;  state: (order, 2, lanes) Re / Im of
-    every stage;  x_rows / y_rows: `lanes` row pointers of n samples (float or double).
+    x_rows / y_rows: `lanes` row pointers of n samples (float or double).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def _complex_body(order: int, envelope: bool) -> Body:
             out.append(f"  %ur0.{t} = fmul {VEC} {c['g']}, {x}")
             ur, ui = f"%ur0.{t}", ""
             for k in range(order):
-                sr, si = state[f"r{k}g{gi}"], state[f"i{k}g{gi}"]
+                sr, si = state[f"s{2 * k}g{gi}"], state[f"s{2 * k + 1}g{gi}"]
                 a, yr, b, yi = (f"%{n}{k}.{t}" for n in ("a", "yr", "b", "yi"))
                 out.append(f"  {a} = call {VEC} {FMA}({VEC} {c['npi']}, {VEC} {si}, {VEC} {ur})")
                 out.append(f"  {yr} = call {VEC} {FMA}({VEC} {c['pr']}, {VEC} {sr}, {VEC} {a})")
@@ -63,7 +68,7 @@ def _complex_body(order: int, envelope: bool) -> Body:
                 else:  # the input is real
                     out.append(f"  {b} = fmul {VEC} {c['pi']}, {sr}")
                 out.append(f"  {yi} = call {VEC} {FMA}({VEC} {c['pr']}, {VEC} {si}, {VEC} {b})")
-                state[f"r{k}g{gi}"], state[f"i{k}g{gi}"] = yr, yi
+                state[f"s{2 * k}g{gi}"], state[f"s{2 * k + 1}g{gi}"] = yr, yi
                 if k + 1 < order:
                     out.append(f"  %ur{k + 1}.{t} = fmul {VEC} {c['g']}, {yr}")
                     out.append(f"  %ui{k + 1}.{t} = fmul {VEC} {c['g']}, {yi}")
@@ -80,10 +85,45 @@ def _complex_body(order: int, envelope: bool) -> Body:
     return body
 
 
-def _loop_ir(groups: int, in_dtype: str, out_dtype: str, n_states: int, body: Body) -> str:
-    """The kernel around `body`: parameters and state in registers, 4 samples per step with
-    4x4 transposes on the way in and out, a one-sample loop for the remainder. State rows are
-    named r{k} / i{k} for k < n_states // 2 (state row 2 k and 2 k + 1)."""
+def sos_params(n_sections: int) -> list[str]:
+    """Coefficient rows of the SOS bank: b0, b1, b2, -a1, -a2 of every section in turn."""
+    return [f"{c}_{k}" for k in range(n_sections) for c in ("b0", "b1", "b2", "na1", "na2")]
+
+
+def _sos_body(n_sections: int) -> Body:
+    """One sample through every lane's own section cascade (direct form II transposed, as
+    scipy's sosfilt; state rows 2 k, 2 k + 1 are section k's z1, z2)."""
+
+    def body(out: list[str], xs: list[str], state: dict[str, str], tag: str) -> list[str]:
+        ys = []
+        for gi, v in enumerate(xs):
+            for k in range(n_sections):
+                c = {n: f"%{n}_{k}g{gi}" for n in ("b0", "b1", "b2", "na1", "na2")}
+                z1, z2 = state[f"s{2 * k}g{gi}"], state[f"s{2 * k + 1}g{gi}"]
+                t = f"{k}.{tag}g{gi}"
+                out.append(f"  %y{t} = call {VEC} {FMA}({VEC} {c['b0']}, {VEC} {v}, {VEC} {z1})")
+                out.append(f"  %u{t} = call {VEC} {FMA}({VEC} {c['b1']}, {VEC} {v}, {VEC} {z2})")
+                out.append(
+                    f"  %p{t} = call {VEC} {FMA}({VEC} {c['na1']}, {VEC} %y{t}, {VEC} %u{t})"
+                )
+                out.append(f"  %w{t} = fmul {VEC} {c['b2']}, {v}")
+                out.append(
+                    f"  %q{t} = call {VEC} {FMA}({VEC} {c['na2']}, {VEC} %y{t}, {VEC} %w{t})"
+                )
+                state[f"s{2 * k}g{gi}"], state[f"s{2 * k + 1}g{gi}"] = f"%p{t}", f"%q{t}"
+                v = f"%y{t}"
+            ys.append(v)
+        return ys
+
+    return body
+
+
+def _loop_ir(
+    groups: int, in_dtype: str, out_dtype: str, params: list[str], n_states: int, body: Body
+) -> str:
+    """The kernel around `body`: per-lane parameters (coef row j = params[j], named
+    %{param}g{group}) and state (row k named s{k}g{group}) in registers, 4 samples per step
+    with 4x4 transposes on the way in and out, a one-sample loop for the remainder."""
     lanes = GROUP_LANES * groups
     fi, fo = IR_ELEMENTS[in_dtype], IR_ELEMENTS[out_dtype]
     out = [
@@ -94,14 +134,14 @@ def _loop_ir(groups: int, in_dtype: str, out_dtype: str, n_states: int, body: Bo
         "ptr noalias %yp, i64 %n) {",
         "entry:",
     ]
-    for j, p in enumerate(PARAMS):
+    for j, p in enumerate(params):
         for gi in range(groups):
             out.append(f"  %{p}g{gi}.p = getelementptr double, ptr %coef, i64 {j * lanes + 4 * gi}")
             out.append(f"  %{p}g{gi} = load {VEC}, ptr %{p}g{gi}.p, align 8")
     init: dict[str, str] = {}
     for row in range(n_states):
         for gi in range(groups):
-            key = f"{'ri'[row % 2]}{row // 2}g{gi}"
+            key = f"s{row}g{gi}"
             out.append(
                 f"  %{key}.ptr = getelementptr double, ptr %state, i64 {row * lanes + 4 * gi}"
             )
@@ -187,7 +227,8 @@ def complex_bank_ir(order: int, groups: int, in_dtype: str, out_dtype: str, enve
     """LLVM IR of the complex one-pole cascade bank (see the module docstring)."""
     if order < 1 or groups < 1:
         raise ValueError(f"order ({order}) and groups ({groups}) must be at least 1")
-    return _loop_ir(groups, in_dtype, out_dtype, 2 * order, _complex_body(order, envelope))
+    body = _complex_body(order, envelope)
+    return _loop_ir(groups, in_dtype, out_dtype, list(PARAMS), 2 * order, body)
 
 
 @cache
@@ -200,4 +241,17 @@ def complex_bank(
         ImportError: llvmlite is not installed.
     """
     ir = complex_bank_ir(order, groups, in_dtype, out_dtype, envelope)
+    return KERNEL_SIGNATURE(compile_ir(ir, "bank"))
+
+
+@cache
+def sos_bank(n_sections: int, groups: int, in_dtype: str, out_dtype: str) -> KernelFn:
+    """The compiled SOS bank kernel: every lane its own cascade of `n_sections` sections
+    (coef rows from `sos_params`, state (n_sections, 2, lanes) z1 / z2).
+
+    Raises:
+        ImportError: llvmlite is not installed.
+    """
+    body = _sos_body(n_sections)
+    ir = _loop_ir(groups, in_dtype, out_dtype, sos_params(n_sections), 2 * n_sections, body)
     return KERNEL_SIGNATURE(compile_ir(ir, "bank"))

@@ -1,14 +1,10 @@
-"""Compiled (numba) recursions for the auditory stages that are not plain filter banks.
+"""Compiled (numba) recursions for the auditory stages that are not filterbanks.
 
-The complex one-pole banks (gammatone bands, the modulation filterbank's band-passes) run on
-the lanes engine (`audiofx_cli.dsp.bank`). What stays here: the modulation filterbank's shared
-pre-filter and low-pass per row (`prefilter_rows`), per-row lists of real SOS cascades
-(`sos_bank`: the Butterworth variant and King 2019) and the nonlinear adaptation loops. Each
-kernel loops over time once per input row and updates every filter of that row at each
-sample, so the filters' recursions overlap in the CPU pipeline. Arithmetic is float64 with
-float64 state whatever the output dtype; the recursions are the textbook ones (direct form II
-transposed sections, as scipy's sosfilt), so results equal scipy's float64 filtering to
-rounding.
+The filterbanks (gammatone bands, the modulation filterbanks' band-passes, King 2019's
+band-passes) run on the lanes engine (`audiofx_cli.dsp.bank`). What stays here: the modulation
+filterbank's shared pre-filter and low-pass per row (`prefilter_rows`) and the nonlinear
+adaptation loops. Each kernel loops over time once per input row. Arithmetic is float64 with
+float64 state whatever the output dtype.
 
 Every kernel takes explicit state arrays that it updates in place (exact streaming) and a row
 range [r0, r1) so `run_rows` can spread rows over threads (numba `nogil`). Compiled code is
@@ -93,72 +89,6 @@ def prefilter_rows(x, out, pre, lp_sos, state, v, r0, r1):
     [pre x1, pre y1, lp z1, lp z2, ...]."""
     for r in range(r0, r1):
         _prefilter_lowpass(x, r, out, pre, lp_sos, state[r], v[r])
-
-
-@njit(**_JIT)
-def sos_bank(x, out, counts, slots, sos, pre, state, r0, r1):
-    """Each row of x through its own list of real SOS cascades (a per-row sosfilt).
-
-    x (R, T); out (R, M, T); counts (R,); slots (R, M) filter index per output slot;
-    sos (F, S, 6) with a0 == 1 (pad short cascades with [1, 0, 0, 1, 0, 0]); pre (3,) as in
-    `prefilter_rows`; state (R, 2 + 2 M S): [pre x1, pre y1, then z1, z2 per slot and section].
-    Sections are direct form II transposed, as scipy.signal.sosfilt; each section runs over
-    the whole row (in place in out), two filters at a time.
-    """
-    n_time = x.shape[1]
-    n_slots = out.shape[1]
-    n_sec = sos.shape[1]
-    v_buf = np.empty(n_time)
-    no_lp = np.zeros(6)
-    pre_state = np.zeros(4)
-    for r in range(r0, r1):
-        count = counts[r]
-        pre_state[0], pre_state[1] = state[r, 0], state[r, 1]
-        _prefilter_lowpass(x, r, out, pre, no_lp, pre_state, v_buf)
-        state[r, 0], state[r, 1] = pre_state[0], pre_state[1]
-        m = 0
-        while m < count:
-            two = m + 1 < count
-            f = slots[r, m]
-            h = slots[r, m + 1] if two else f
-            for k in range(n_sec):
-                a0, a1, a2, a4, a5 = (
-                    sos[f, k, 0],
-                    sos[f, k, 1],
-                    sos[f, k, 2],
-                    sos[f, k, 4],
-                    sos[f, k, 5],
-                )
-                c0, c1, c2, c4, c5 = (
-                    sos[h, k, 0],
-                    sos[h, k, 1],
-                    sos[h, k, 2],
-                    sos[h, k, 4],
-                    sos[h, k, 5],
-                )
-                j = 2 + 2 * (m * n_sec + k)
-                i = 2 + 2 * ((m + 1) * n_sec + k)
-                z1, z2 = state[r, j], state[r, j + 1]
-                w1, w2 = (state[r, i], state[r, i + 1]) if two else (0.0, 0.0)
-                for t in range(n_time):
-                    u = v_buf[t] if k == 0 else out[r, m, t]
-                    y = a0 * u + z1
-                    z1 = a1 * u - a4 * y + z2
-                    z2 = a2 * u - a5 * y
-                    out[r, m, t] = y
-                    if two:
-                        u = v_buf[t] if k == 0 else out[r, m + 1, t]
-                        y = c0 * u + w1
-                        w1 = c1 * u - c4 * y + w2
-                        w2 = c2 * u - c5 * y
-                        out[r, m + 1, t] = y
-                state[r, j], state[r, j + 1] = z1, z2
-                if two:
-                    state[r, i], state[r, i + 1] = w1, w2
-            m += 2
-        for m in range(count, n_slots):
-            for t in range(n_time):
-                out[r, m, t] = 0.0
 
 
 @njit(**_JIT)

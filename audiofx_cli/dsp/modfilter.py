@@ -186,18 +186,7 @@ def modfilterbank_filter(x: Tensor, design: ModFilterbank, state: np.ndarray) ->
         if design.filter_type == "efilt":
             _efilt_bank(xn, out, counts, slots, design, state)
         else:
-            kernels.run_rows(
-                kernels.sos_bank,
-                rows,
-                xn,
-                out,
-                counts,
-                slots,
-                design.band_sos,
-                design.pre,
-                state,
-                cost=out.size * 2,
-            )
+            _sos_bank(xn, out, counts, slots, design.band_sos, design.pre, state)
     return from_rows(out, x, (*lead, n_chan, n_slots, n_time))
 
 
@@ -236,6 +225,48 @@ def _efilt_bank(
         torch.get_num_threads(),
     )
     state[row, re], state[row, im] = lane_state[:, 0, 0], lane_state[:, 0, 1]
+    for r in range(rows):
+        out[r, counts[r] :] = 0.0
+
+
+def _sos_bank(
+    xn: np.ndarray,
+    out: np.ndarray,
+    counts: np.ndarray,
+    slots: np.ndarray,
+    sos: np.ndarray,
+    pre: np.ndarray,
+    state: np.ndarray,
+) -> None:
+    """Each row through [a first-order pre-filter] and its own list of SOS cascades: slot m
+    of row r is cascade sos[slots[r, m]] (F, S, 6) for m < counts[r], zero beyond. state
+    (R, 2 + 2 M S): pre-filter x1, y1, then z1, z2 per slot and section."""
+    rows, n_slots, n_time = out.shape
+    n_sec = sos.shape[1]
+    src = xn
+    if pre[0] != 0.0:
+        src = memory.empty_array((rows, n_time), np.float64)  # pre-filtered rows
+        pre_state = np.zeros((rows, 4))
+        pre_state[:, :2] = state[:, :2]
+        kernels.run_rows(
+            kernels.prefilter_rows, rows, xn, out, pre, np.zeros(6), pre_state, src, cost=src.size
+        )
+        state[:, :2] = pre_state[:, :2]
+    row, slot = (a.ravel() for a in np.indices((rows, n_slots)))
+    used = slot < counts[row]
+    row, slot = row[used], slot[used]
+    where = 2 + 2 * n_sec * slot[:, None] + np.arange(2 * n_sec)  # each lane's state columns
+    lane_state = state[row[:, None], where].reshape(-1, n_sec, 2)
+    bank.run_sos(
+        src,
+        out.reshape(rows * n_slots, n_time),
+        row,
+        row * n_slots + slot,
+        sos[slots[row, slot]],
+        lane_state,
+        torch.get_num_threads(),
+    )
+    state[row[:, None], where] = lane_state.reshape(-1, 2 * n_sec)
     for r in range(rows):
         out[r, counts[r] :] = 0.0
 
@@ -284,10 +315,7 @@ def sos_bank_filter(x: Tensor, sos: np.ndarray, pre: np.ndarray, state: np.ndarr
     if n_time:
         counts = np.full(rows, n_filters, dtype=np.int64)
         slots = np.tile(np.arange(n_filters, dtype=np.int64), (rows, 1))
-        kernels.run_rows(
-            kernels.sos_bank, rows, xn, out, counts, slots, sos, pre, state,
-            cost=out.size * sos.shape[1],
-        )  # fmt: skip
+        _sos_bank(xn, out, counts, slots, sos, pre, state)
     return from_rows(out, x, (*lead, n_filters, n_time))
 
 
