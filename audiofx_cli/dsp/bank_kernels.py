@@ -21,7 +21,7 @@ Two banks:
   (n_sections, 2, lanes) z1, z2.
 
 Kernel C signature (`iir_kernels.KERNEL_SIGNATURE`, so `iir_cpu` dispatches it):
-    void bank(double *coef, double *state, void **x_rows, void **y_rows, int64 n)
+    void sos(double *coef, double *state, void **x_rows, void **y_rows, int64 n)
     x_rows / y_rows: `lanes` row pointers of n samples (float or double).
 """
 
@@ -32,23 +32,22 @@ from functools import cache
 
 from audiofx_cli.dsp.iir_kernels import (
     FMA,
-    IR_ELEMENTS,
+    KERNEL_NAME,
     KERNEL_SIGNATURE,
     VEC,
     KernelFn,
-    _fill,
-    _transpose4,
     compile_ir,
+    loop_ir,
 )
 
 PARAMS = ("pr", "pi", "npi", "g", "post")  # coef rows, in order
 GROUP_LANES = 4  # lanes per vector
 
 # body(out, inputs per group, state names, tag) -> outputs per group (all <4 x double>)
-Body = Callable[[list[str], list[str], dict[str, str], str], list[str]]
+SampleBody = Callable[[list[str], list[str], dict[str, str], str], list[str]]
 
 
-def _complex_body(order: int, envelope: bool) -> Body:
+def _complex_body(order: int, envelope: bool) -> SampleBody:
     """One sample of the complex one-pole cascade for every group of lanes."""
 
     def body(out: list[str], xs: list[str], state: dict[str, str], tag: str) -> list[str]:
@@ -90,7 +89,7 @@ def sos_params(n_sections: int) -> list[str]:
     return [f"{c}_{k}" for k in range(n_sections) for c in ("b0", "b1", "b2", "na1", "na2")]
 
 
-def _sos_body(n_sections: int) -> Body:
+def _sos_body(n_sections: int) -> SampleBody:
     """One sample through every lane's own section cascade (direct form II transposed, as
     scipy's sosfilt; state rows 2 k, 2 k + 1 are section k's z1, z2)."""
 
@@ -118,109 +117,31 @@ def _sos_body(n_sections: int) -> Body:
     return body
 
 
-def _loop_ir(
-    groups: int, in_dtype: str, out_dtype: str, params: list[str], n_states: int, body: Body
-) -> str:
-    """The kernel around `body`: per-lane parameters (coef row j = params[j], named
-    %{param}g{group}) and state (row k named s{k}g{group}) in registers, 4 samples per step
-    with 4x4 transposes on the way in and out, a one-sample loop for the remainder."""
+def _params(params: list[str], groups: int) -> list[str]:
+    """Entry lines: coef row j (lanes doubles) into %{params[j]}g{group}, one vector a group."""
     lanes = GROUP_LANES * groups
-    fi, fo = IR_ELEMENTS[in_dtype], IR_ELEMENTS[out_dtype]
-    out = [
-        f"declare {VEC} {FMA}({VEC}, {VEC}, {VEC})",
-        f"declare {VEC} @llvm.sqrt.v4f64({VEC})",
-        "",
-        "define void @bank(ptr noalias %coef, ptr noalias %state, ptr noalias %xp, "
-        "ptr noalias %yp, i64 %n) {",
-        "entry:",
-    ]
+    out = []
     for j, p in enumerate(params):
         for gi in range(groups):
             out.append(f"  %{p}g{gi}.p = getelementptr double, ptr %coef, i64 {j * lanes + 4 * gi}")
             out.append(f"  %{p}g{gi} = load {VEC}, ptr %{p}g{gi}.p, align 8")
-    init: dict[str, str] = {}
-    for row in range(n_states):
-        for gi in range(groups):
-            key = f"s{row}g{gi}"
-            out.append(
-                f"  %{key}.ptr = getelementptr double, ptr %state, i64 {row * lanes + 4 * gi}"
-            )
-            out.append(f"  %{key}.0 = load {VEC}, ptr %{key}.ptr, align 8")
-            init[key] = f"%{key}.0"
-    for lane in range(lanes):
-        for io, ptrs in (("x", "xp"), ("y", "yp")):
-            out.append(f"  %{io}pp{lane} = getelementptr ptr, ptr %{ptrs}, i64 {lane}")
-            out.append(f"  %{io}{lane} = load ptr, ptr %{io}pp{lane}")
-    keys = list(init)
-    # ---------------------------------------------------------------- 4 samples per step
-    out += ["  %n4 = and i64 %n, -4", "  %has4 = icmp sgt i64 %n4, 0"]
-    out += ["  br i1 %has4, label %loop4, label %mid", "loop4:"]
-    out.append("  %t4 = phi i64 [0, %entry], [%t4n, %loop4]")
-    for k in keys:
-        out.append(f"  %{k}.a = phi {VEC} [{init[k]}, %entry], [@END_{k}@, %loop4]")
-    state = {k: f"%{k}.a" for k in keys}
-    rows = []
-    for lane in range(lanes):
-        out.append(f"  %xa{lane}.a = getelementptr {fi}, ptr %x{lane}, i64 %t4")
-        out.append(f"  %xr{lane}.a = load <4 x {fi}>, ptr %xa{lane}.a, align 4")
-        if fi == "float":
-            out.append(f"  %xd{lane}.a = fpext <4 x float> %xr{lane}.a to {VEC}")
-        rows.append(f"%xd{lane}.a" if fi == "float" else f"%xr{lane}.a")
-    cols = [_transpose4(out, rows[4 * gi : 4 * gi + 4], f"tin{gi}") for gi in range(groups)]
-    outs = [body(out, [cols[gi][k] for gi in range(groups)], state, f"a{k}") for k in range(4)]
-    for gi in range(groups):
-        back = _transpose4(out, [outs[k][gi] for k in range(4)], f"tout{gi}")
-        for i, val in enumerate(back):
-            lane = 4 * gi + i
-            if fo == "float":
-                out.append(f"  %yt{lane}.a = fptrunc {VEC} {val} to <4 x float>")
-                val = f"%yt{lane}.a"
-            out.append(f"  %ya{lane}.a = getelementptr {fo}, ptr %y{lane}, i64 %t4")
-            out.append(f"  store <4 x {fo}> {val}, ptr %ya{lane}.a, align 4")
-    out[:] = [_fill(line, state) for line in out]
-    out += ["  %t4n = add i64 %t4, 4", "  %more4 = icmp slt i64 %t4n, %n4"]
-    out += ["  br i1 %more4, label %loop4, label %mid", "mid:"]
-    for k in keys:
-        out.append(f"  %{k}.m = phi {VEC} [{init[k]}, %entry], [{state[k]}, %loop4]")
-    init = {k: f"%{k}.m" for k in keys}
-    out += ["  %rest = icmp slt i64 %n4, %n", "  br i1 %rest, label %loop, label %exit"]
-    # ---------------------------------------------------------------- one sample per step
-    out += ["loop:", "  %t = phi i64 [%n4, %mid], [%t1, %loop]"]
-    for k in keys:
-        out.append(f"  %{k}.b = phi {VEC} [{init[k]}, %mid], [@END_{k}@, %loop]")
-    state = {k: f"%{k}.b" for k in keys}
-    vins = []
-    for gi in range(groups):
-        prev = f"{VEC} poison"
-        for i in range(4):
-            lane = 4 * gi + i
-            out.append(f"  %xa{lane} = getelementptr {fi}, ptr %x{lane}, i64 %t")
-            out.append(f"  %xv{lane} = load {fi}, ptr %xa{lane}")
-            src = f"%xv{lane}"
-            if fi == "float":
-                out.append(f"  %xd{lane} = fpext float %xv{lane} to double")
-                src = f"%xd{lane}"
-            out.append(f"  %vin{lane} = insertelement {prev}, double {src}, i32 {i}")
-            prev = f"{VEC} %vin{lane}"
-        vins.append(f"%vin{4 * gi + 3}")
-    vouts = body(out, vins, state, "one")
-    for gi in range(groups):
-        for i in range(4):
-            lane = 4 * gi + i
-            out.append(f"  %ye{lane} = extractelement {VEC} {vouts[gi]}, i32 {i}")
-            val = f"%ye{lane}"
-            if fo == "float":
-                out.append(f"  %yt{lane} = fptrunc double %ye{lane} to float")
-                val = f"%yt{lane}"
-            out.append(f"  %ya{lane} = getelementptr {fo}, ptr %y{lane}, i64 %t")
-            out.append(f"  store {fo} {val}, ptr %ya{lane}")
-    out[:] = [_fill(line, state) for line in out]
-    out += ["  %t1 = add i64 %t, 1", "  %done = icmp eq i64 %t1, %n"]
-    out += ["  br i1 %done, label %exit, label %loop", "exit:"]
-    out += [f"  %{k}.f = phi {VEC} [{init[k]}, %mid], [{state[k]}, %loop]" for k in keys]
-    out += [f"  store {VEC} %{k}.f, ptr %{k}.ptr, align 8" for k in keys]
-    out += ["  ret void", "}"]
-    return "\n".join(out) + "\n"
+    return out
+
+
+def _kernel_ir(
+    groups: int, in_dtype: str, out_dtype: str, params: list[str], n_states: int, body: SampleBody
+) -> str:
+    """`iir_kernels.loop_ir` around a per-sample `body` (every group's lanes of one sample)."""
+
+    def samples_body(
+        out: list[str], samples: list[list[str]], state: dict[str, str], tags: list[str]
+    ) -> list[list[str]]:
+        return [body(out, xs, state, tag) for xs, tag in zip(samples, tags, strict=True)]
+
+    lanes = GROUP_LANES * groups
+    entry = _params(params, groups)
+    sqrt = (f"declare {VEC} @llvm.sqrt.v4f64({VEC})",)
+    return loop_ir(lanes, 4, in_dtype, out_dtype, entry, n_states, samples_body, sqrt)
 
 
 def complex_bank_ir(order: int, groups: int, in_dtype: str, out_dtype: str, envelope: bool) -> str:
@@ -228,7 +149,7 @@ def complex_bank_ir(order: int, groups: int, in_dtype: str, out_dtype: str, enve
     if order < 1 or groups < 1:
         raise ValueError(f"order ({order}) and groups ({groups}) must be at least 1")
     body = _complex_body(order, envelope)
-    return _loop_ir(groups, in_dtype, out_dtype, list(PARAMS), 2 * order, body)
+    return _kernel_ir(groups, in_dtype, out_dtype, list(PARAMS), 2 * order, body)
 
 
 @cache
@@ -241,7 +162,7 @@ def complex_bank(
         ImportError: llvmlite is not installed.
     """
     ir = complex_bank_ir(order, groups, in_dtype, out_dtype, envelope)
-    return KERNEL_SIGNATURE(compile_ir(ir, "bank"))
+    return KERNEL_SIGNATURE(compile_ir(ir, KERNEL_NAME))
 
 
 @cache
@@ -253,5 +174,5 @@ def sos_bank(n_sections: int, groups: int, in_dtype: str, out_dtype: str) -> Ker
         ImportError: llvmlite is not installed.
     """
     body = _sos_body(n_sections)
-    ir = _loop_ir(groups, in_dtype, out_dtype, sos_params(n_sections), 2 * n_sections, body)
-    return KERNEL_SIGNATURE(compile_ir(ir, "bank"))
+    ir = _kernel_ir(groups, in_dtype, out_dtype, sos_params(n_sections), 2 * n_sections, body)
+    return KERNEL_SIGNATURE(compile_ir(ir, KERNEL_NAME))

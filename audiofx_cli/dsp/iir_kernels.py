@@ -27,6 +27,7 @@ import ctypes
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -40,6 +41,7 @@ _lock = threading.Lock()
 
 VEC = "<4 x double>"
 FMA = "@llvm.fma.v4f64"
+KERNEL_NAME = "sos"  # the function every `loop_ir` kernel defines
 
 
 def _section(
@@ -57,7 +59,7 @@ def _section(
     the output's name. `kind` as in `kernel_ir`: 'g' is scipy's section as it is, the others
     are sections normalised to b0 = 1 whose numerator lets ops drop out."""
     # y = b0 v + p;  p' = (b1 v + q) - a1 y;  q' = b2 v - a2 y  (direct form II transposed)
-    p, q = state[f"p{s}g{g}"], state[f"q{s}g{g}"]
+    p, q = state[f"s{2 * s}g{g}"], state[f"s{2 * s + 1}g{g}"]
     o, u, w = f"%o{s}g{g}.{tag}", f"%u{s}g{g}.{tag}", f"%w{s}g{g}.{tag}"
     pn, qn = f"%p{s}g{g}.{tag}", f"%q{s}g{g}.{tag}"
     if kind == "g":
@@ -75,7 +77,7 @@ def _section(
     else:
         out.append(f"  {w} = fmul {vec} %b2_{s}, {v}")
         out.append(f"  {qn} = call {vec} {fma}({vec} %na2_{s}, {vec} {o}, {vec} {w})")
-    state[f"p{s}g{g}"], state[f"q{s}g{g}"] = pn, qn
+    state[f"s{2 * s}g{g}"], state[f"s{2 * s + 1}g{g}"] = pn, qn
     return o
 
 
@@ -185,63 +187,50 @@ def _split(out: list[str], groups: list[list[str]], width: int, tag: str) -> lis
     return quads
 
 
-def kernel_ir(
-    n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4, kinds: str = ""
+# body(out, samples, state, tags) -> outputs: samples[k][g] is sample k of vector group g;
+# emits every sample's pass through the filter and returns the outputs in the same layout
+Body = Callable[[list[str], list[list[str]], dict[str, str], list[str]], list[list[str]]]
+
+
+def loop_ir(
+    lanes: int,
+    width: int,
+    in_dtype: str,
+    out_dtype: str,
+    entry: list[str],
+    n_state_rows: int,
+    body: Body,
+    declares: tuple[str, ...] = (),
 ) -> str:
-    """LLVM IR text of the cascade kernel (see the module docstring for its signature).
+    """A kernel of the module docstring's signature around `body`: after the `entry` lines
+    (coefficients into registers), state row r of vector group g (doubles at offset
+    r * lanes + width * g of %state) is kept in register s{r}g{g}; the main loop takes 4
+    samples per step (one vector load per lane row and a 4x4 transpose, the same for the
+    stores), a one-sample loop finishes the remainder, and the state is stored at the end.
 
-    Lanes come in groups of 4 (one <4 x double> each; 8 lanes = 2 interleaved groups, more
-    independent work per recursion latency). The main loop takes 4 samples per step: one
-    vector load per lane row and a 4x4 transpose instead of 4 scalar loads and inserts per
-    sample (and the same for the stores); a one-sample loop finishes the remainder.
-
-    `kinds` (one letter per section, or "" for scipy's sections as they are) selects a
-    normalised cascade: every section has b0 = 1 and the gain pulled out of them all is
-    coef[n_sections, 0], applied to the output. Per section: 'u' numerator [1, b1, 1] (every
-    Butterworth / Chebyshev high-pass and low-pass section: 3 multiply-adds and an add instead
-    of 4 and a multiply), 'z' [1, b1, 0], 'f' first order ([1, b1, 0] and a2 = 0), 'g' any
-    [1, b1, b2]. The multiply-add units are the bottleneck of this loop, the adds run beside
-    them.
+    Lanes form groups of `width` (4: <4 x double>; 8: two 4-lane quads joined into <8 x
+    double>). Shared by the cascade kernel here and the filterbank kernels
+    (`audiofx_cli.dsp.bank_kernels`).
     """
-    if lanes % width or width not in (4, 8):
-        raise ValueError(f"lanes ({lanes}) must be a multiple of the width (4 or 8, got {width})")
-    if kinds and (len(kinds) != n_sections or set(kinds) - set("guzf")):
-        raise ValueError(f"kinds {kinds!r}: one of g, u, z, f per section ({n_sections})")
-    normalised = bool(kinds)
-    kinds = kinds or "g" * n_sections
     fi, fo = IR_ELEMENTS[in_dtype], IR_ELEMENTS[out_dtype]
     groups = lanes // width
-    V, F = f"<{width} x double>", f"@llvm.fma.v{width}f64"
-    out = [f"declare {V} {F}({V}, {V}, {V})", ""]
+    V = f"<{width} x double>"
+    out = [f"declare {V} @llvm.fma.v{width}f64({V}, {V}, {V})", *declares, ""]
     out.append(
-        "define void @sos(ptr noalias %coef, ptr noalias %state, ptr noalias %xp, "
+        f"define void @{KERNEL_NAME}(ptr noalias %coef, ptr noalias %state, ptr noalias %xp, "
         "ptr noalias %yp, i64 %n) {"
     )
     out.append("entry:")
+    out += entry
     init: dict[str, str] = {}
-    for s in range(n_sections):
-        for k, name in enumerate(("b0", "b1", "b2", "na1", "na2")):
-            v = f"{name}_{s}"
-            out.append(f"  %{v}.p = getelementptr double, ptr %coef, i64 {5 * s + k}")
-            out.append(f"  %{v}.x = load double, ptr %{v}.p")
-            out.append(f"  %{v}.i = insertelement {V} poison, double %{v}.x, i32 0")
-            out.append(
-                f"  %{v} = shufflevector {V} %{v}.i, {V} poison, <{width} x i32> zeroinitializer"
-            )
+    for row in range(n_state_rows):
         for g in range(groups):
-            for j, name in enumerate(("p", "q")):
-                key = f"{name}{s}g{g}"
-                offset = (2 * s + j) * lanes + width * g
-                out.append(f"  %{key}.ptr = getelementptr double, ptr %state, i64 {offset}")
-                out.append(f"  %{key}.0 = load {V}, ptr %{key}.ptr, align 8")
-                init[key] = f"%{key}.0"
-    if normalised:
-        out.append(f"  %gain.p = getelementptr double, ptr %coef, i64 {5 * n_sections}")
-        out.append("  %gain.x = load double, ptr %gain.p")
-        out.append(f"  %gain.i = insertelement {V} poison, double %gain.x, i32 0")
-        out.append(
-            f"  %gain = shufflevector {V} %gain.i, {V} poison, <{width} x i32> zeroinitializer"
-        )
+            key = f"s{row}g{g}"
+            out.append(
+                f"  %{key}.ptr = getelementptr double, ptr %state, i64 {row * lanes + width * g}"
+            )
+            out.append(f"  %{key}.0 = load {V}, ptr %{key}.ptr, align 8")
+            init[key] = f"%{key}.0"
     for lane in range(lanes):
         out.append(f"  %xpp{lane} = getelementptr ptr, ptr %xp, i64 {lane}")
         out.append(f"  %x{lane} = load ptr, ptr %xpp{lane}")
@@ -270,8 +259,7 @@ def kernel_ir(
     quads = [_transpose4(out, rows[4 * q : 4 * q + 4], f"tin{q}") for q in range(lanes // 4)]
     cols = _join(out, quads, width, "j")  # cols[g][k]: time k of vector group g
     samples = [[cols[g][k] for g in range(groups)] for k in range(4)]
-    passes = _cascade(out, kinds, samples, state, [f"a{k}" for k in range(4)], V, F)
-    outs = [_gain(out, passes[k], normalised, f"a{k}", V) for k in range(4)]
+    outs = body(out, samples, state, [f"a{k}" for k in range(4)])
     halves = _split(out, [[outs[k][g] for k in range(4)] for g in range(groups)], width, "s")
     for q in range(lanes // 4):
         back = _transpose4(out, halves[q], f"tout{q}")
@@ -312,7 +300,7 @@ def kernel_ir(
             out.append(f"  %vin{lane} = insertelement {prev}, double {src}, i32 {i}")
             prev = f"{V} %vin{lane}"
         vins.append(f"%vin{width * g + width - 1}")
-    vouts = _gain(out, _cascade(out, kinds, [vins], state, ["one"], V, F)[0], normalised, "one", V)
+    vouts = body(out, [vins], state, ["one"])[0]
     for g in range(groups):
         for i in range(width):
             lane = width * g + i
@@ -335,6 +323,56 @@ def kernel_ir(
     out.append("  ret void")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def broadcast(out: list[str], name: str, index: int, width: int) -> None:
+    """Emit %{name}: double coef[index] in every lane of a <width x double>."""
+    V = f"<{width} x double>"
+    out.append(f"  %{name}.p = getelementptr double, ptr %coef, i64 {index}")
+    out.append(f"  %{name}.x = load double, ptr %{name}.p")
+    out.append(f"  %{name}.i = insertelement {V} poison, double %{name}.x, i32 0")
+    out.append(
+        f"  %{name} = shufflevector {V} %{name}.i, {V} poison, <{width} x i32> zeroinitializer"
+    )
+
+
+def kernel_ir(
+    n_sections: int, lanes: int, in_dtype: str, out_dtype: str, width: int = 4, kinds: str = ""
+) -> str:
+    """LLVM IR text of the cascade kernel (see the module docstring for its signature).
+
+    Lanes come in groups of 4 (one <4 x double> each; 8 lanes = 2 interleaved groups, more
+    independent work per recursion latency); the loop around the cascade is `loop_ir`'s.
+
+    `kinds` (one letter per section, or "" for scipy's sections as they are) selects a
+    normalised cascade: every section has b0 = 1 and the gain pulled out of them all is
+    coef[n_sections, 0], applied to the output. Per section: 'u' numerator [1, b1, 1] (every
+    Butterworth / Chebyshev high-pass and low-pass section: 3 multiply-adds and an add instead
+    of 4 and a multiply), 'z' [1, b1, 0], 'f' first order ([1, b1, 0] and a2 = 0), 'g' any
+    [1, b1, b2]. The multiply-add units are the bottleneck of this loop, the adds run beside
+    them.
+    """
+    if lanes % width or width not in (4, 8):
+        raise ValueError(f"lanes ({lanes}) must be a multiple of the width (4 or 8, got {width})")
+    if kinds and (len(kinds) != n_sections or set(kinds) - set("guzf")):
+        raise ValueError(f"kinds {kinds!r}: one of g, u, z, f per section ({n_sections})")
+    normalised = bool(kinds)
+    kinds = kinds or "g" * n_sections
+    V, F = f"<{width} x double>", f"@llvm.fma.v{width}f64"
+    entry: list[str] = []
+    for s in range(n_sections):
+        for k, name in enumerate(("b0", "b1", "b2", "na1", "na2")):
+            broadcast(entry, f"{name}_{s}", 5 * s + k, width)
+    if normalised:
+        broadcast(entry, "gain", 5 * n_sections, width)
+
+    def body(
+        out: list[str], samples: list[list[str]], state: dict[str, str], tags: list[str]
+    ) -> list[list[str]]:
+        passes = _cascade(out, kinds, samples, state, tags, V, F)
+        return [_gain(out, p, normalised, t, V) for p, t in zip(passes, tags, strict=True)]
+
+    return loop_ir(lanes, width, in_dtype, out_dtype, entry, 2 * n_sections, body)
 
 
 def cache_dir() -> Path | None:
@@ -435,7 +473,7 @@ def get_kernel(
         ImportError: llvmlite is not installed.
     """
     ir = kernel_ir(n_sections, lanes, in_dtype, out_dtype, width, kinds)
-    return KERNEL_SIGNATURE(compile_ir(ir, "sos"))
+    return KERNEL_SIGNATURE(compile_ir(ir, KERNEL_NAME))
 
 
 def available() -> bool:
