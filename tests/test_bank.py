@@ -10,6 +10,8 @@ lane packing must not change a single bit.
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -166,3 +168,77 @@ def test_sos_bank_chunks_and_threads_do_not_change_a_bit():
     np.testing.assert_array_equal(chunked, whole)
     np.testing.assert_array_equal(state_c, state)
     np.testing.assert_array_equal(threaded, whole)
+
+
+def exp_kernel():
+    """A kernel whose output is the adaptation kernel's exponential of its input."""
+    from audiofx_cli.dsp import bank_kernels as bk
+    from audiofx_cli.dsp.iir_kernels import KERNEL_NAME, KERNEL_SIGNATURE, compile_ir
+
+    def body(out, samples, state, tags):
+        return [
+            [bk._exp(out, x, f"e.{t}.{g}") for g, x in enumerate(xs)]
+            for xs, t in zip(samples, tags, strict=True)
+        ]
+
+    ir = bk._kernel_ir(1, "float64", "float64", [], 0, body)
+    return KERNEL_SIGNATURE(compile_ir(ir, KERNEL_NAME))
+
+
+def test_vector_exp_is_within_2_ulp_of_libm_and_saturates():
+    kernel = exp_kernel()
+    rng = np.random.default_rng(11)
+    edges = [0.0, 1e-300, -1e-300, 709.78, -708.4, -745.1, 710.0, 1e6, -1e6, np.nan]
+    x = np.concatenate([rng.uniform(-745, 709.78, 40000), rng.uniform(-5, 5, 40000), edges])
+    x = np.ascontiguousarray(x[: len(x) // 4 * 4].reshape(4, -1))
+    y = np.empty_like(x)
+    ptrs = ctypes.c_void_p * 4
+    xs, ys = ptrs(*[r.ctypes.data for r in x]), ptrs(*[r.ctypes.data for r in y])
+    kernel(0, 0, xs, ys, x.shape[1])
+    with np.errstate(over="ignore"):
+        want = np.exp(x)
+    normal = np.isfinite(want) & (want > 1e-300)
+    ulp = np.abs(y[normal] - want[normal]) / np.spacing(want[normal])
+    assert ulp.max() <= 2, ulp.max()
+    assert np.all(y[x > 709.79] == np.inf) and np.all(y[x < -745.2] == 0.0)
+    assert np.all(np.isfinite(y[np.isnan(x)]))  # NaN lanes stay harmless (discarded)
+
+
+def adapt_reference(x, c, limited, state):
+    """comp_adaptloop as written (float64, scalar), with the kernel's constant layout."""
+    gain, minlvl, corr, mult = c[:4]
+    loops = np.asarray(c[4:]).reshape(-1, 5)
+    y = np.empty_like(x)
+    for r in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            v = max(gain * x[r, t], minlvl)
+            for k, (a1, b0, factor, expfac, offset) in enumerate(loops):
+                v = v / state[r, k]
+                if limited and v > 1.0:
+                    v = factor / (1.0 + np.exp(expfac * (v - 1.0))) - offset
+                state[r, k] = a1 * state[r, k] + b0 * v
+            y[r, t] = (v - corr) * mult
+    return y
+
+
+@pytest.mark.parametrize("limited", [False, True])
+def test_adaptation_lanes_match_the_scalar_loops(limited):
+    from audiofx_cli.dsp.auditory import ADAPT_PRESETS, adapt_design, adapt_zeros_state
+
+    design = adapt_design(16000, *ADAPT_PRESETS["dau1997"])
+    loops = np.stack([design.a1, design.b0, design.factor, design.expfac, design.offset], 1)
+    c = np.concatenate([[design.gain, design.minlvl, design.corr, design.mult], loops.ravel()])
+    rng = np.random.default_rng(2)
+    x = np.abs(rng.standard_normal((5, 1203))) * np.where(np.arange(1203) % 400 < 100, 1.0, 1e-3)
+    ref = adapt_reference(x, c, limited, adapt_zeros_state(design, 5))
+    whole = np.empty_like(x)
+    state = adapt_zeros_state(design, 5)
+    bank.run_adapt(x, whole, c, limited, state)
+    np.testing.assert_allclose(whole, ref, rtol=1e-12, atol=1e-9 * np.abs(ref).max())
+    chunked, state2 = np.empty_like(x), adapt_zeros_state(design, 5)
+    for a, e in ((0, 1), (1, 6), (6, 600), (600, 1203)):
+        part = np.empty((5, e - a))
+        bank.run_adapt(np.ascontiguousarray(x[:, a:e]), part, c, limited, state2, threads=2)
+        chunked[:, a:e] = part
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_array_equal(state2, state)

@@ -11,7 +11,7 @@
 - Inner hair cell envelope: AMT `ihcenvelope` (half-wave rectification + Butterworth low-pass).
 - Adaptation loops: AMT `adaptloop` / `comp_adaptloop` (Dau et al. 1996/1997).
 
-Filtering runs in `kernels` (compiled, exact recursions with float64 state).
+Filtering runs on the lanes engine (`bank`: compiled, exact recursions with float64 state).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from audiofx_cli import memory
-from audiofx_cli.dsp import bank, kernels
+from audiofx_cli.dsp import bank
 
 # AMT arg_adaptloop groups: tau (s) and overshoot limit
 ADAPT_PRESETS: dict[str, tuple[tuple[float, ...], float]] = {
@@ -222,22 +222,8 @@ def adapt_filter(x: Tensor, design: AdaptLoops, state: np.ndarray) -> Tensor:
     xn = as_rows(x)
     out = memory.empty_array(xn.shape, xn.dtype)
     if xn.shape[1]:
-        kernels.run_rows(
-            kernels.adapt_loops,
-            xn.shape[0],
-            xn,
-            out,
-            design.gain,
-            design.a1,
-            design.b0,
-            design.factor,
-            design.expfac,
-            design.offset,
-            design.limited,
-            design.minlvl,
-            design.corr,
-            design.mult,
-            state,
-            cost=out.size * 5,
-        )
+        head = [design.gain, design.minlvl, design.corr, design.mult]
+        loops = np.stack([design.a1, design.b0, design.factor, design.expfac, design.offset], 1)
+        constants = np.concatenate([head, loops.ravel()])
+        bank.run_adapt(xn, out, constants, design.limited, state, torch.get_num_threads())
     return from_rows(out, x, tuple(x.shape))

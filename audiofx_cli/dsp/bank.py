@@ -4,7 +4,8 @@ A bank is a list of lanes, each one (input row, output row, filter): lane l read
 `x_row[l]` of x, writes row `y_row[l]` of y and runs its own filter with its own state.
 `run` runs complex one-pole cascades (`order` equal one-poles with pole `pole[l]` and input
 gain `gain[l]`, output post[l] * Re(y) or post[l] * |y|, `envelope[l]`); `run_sos` runs a
-cascade of second-order sections per lane. Lanes are packed 8 to a kernel call (two
+cascade of second-order sections per lane; `run_adapt` runs AMT's adaptation loops (a
+nonlinear recursion) with a lane per row. Lanes are packed 8 to a kernel call (two
 <4 x double> groups, see `audiofx_cli.dsp.bank_kernels`), and the calls are spread over the
 threads by the IIR engine's dispatcher (OpenMP, or a thread pool).
 
@@ -87,6 +88,31 @@ def run_sos(
     kernel = bank_kernels.sos_bank(n_sections, GROUPS, str(x.dtype), str(y.dtype))
     modes = np.zeros(state.shape[0], dtype=bool)
     _run({False: kernel}, modes, x, y, x_row, y_row, coef, state, threads)
+
+
+def run_adapt(
+    x: np.ndarray,
+    y: np.ndarray,
+    constants: np.ndarray,
+    limited: bool,
+    state: np.ndarray,
+    threads: int = 1,
+) -> None:
+    """AMT's adaptation loops on every row of x (lane r reads row r, writes row r of y).
+
+    Args:
+        x, y: (rows, frames) as in `run`.
+        constants: float64 values in the order of `bank_kernels.adapt_params`: gain, minlvl,
+            corr, mult, then a1, b0, factor, expfac, offset of each loop.
+        limited: apply the overshoot limiter.
+        state: (rows, loops) float64, the loops' divisors; updated in place.
+        threads: as in `run`.
+    """
+    rows, n_loops = state.shape
+    coef = np.repeat(np.asarray(constants, dtype=np.float64)[:, None], rows, axis=1)
+    kernel = bank_kernels.adapt_bank(n_loops, limited, GROUPS, str(x.dtype), str(y.dtype))
+    lanes = np.arange(rows)
+    _run({False: kernel}, np.zeros(rows, dtype=bool), x, y, lanes, lanes, coef, state, threads)
 
 
 def _run(kernels, modes, x, y, x_row, y_row, coef, state, threads) -> None:  # type: ignore[no-untyped-def]

@@ -1,10 +1,10 @@
 """Compiled (numba) recursions for the auditory stages that are not filterbanks.
 
 The filterbanks (gammatone bands, the modulation filterbanks' band-passes, King 2019's
-band-passes) run on the lanes engine (`audiofx_cli.dsp.bank`). What stays here: the modulation
-filterbank's shared pre-filter and low-pass per row (`prefilter_rows`) and the nonlinear
-adaptation loops. Each kernel loops over time once per input row. Arithmetic is float64 with
-float64 state whatever the output dtype.
+band-passes) and the adaptation loops run on the lanes engine (`audiofx_cli.dsp.bank`). What
+stays here: the modulation filterbank's shared pre-filter and low-pass per row
+(`prefilter_rows`), once per input row. Arithmetic is float64 with float64 state whatever the
+output dtype.
 
 Every kernel takes explicit state arrays that it updates in place (exact streaming) and a row
 range [r0, r1) so `run_rows` can spread rows over threads (numba `nogil`). Compiled code is
@@ -13,7 +13,6 @@ cached on disk (numba `cache=True`), so only the first call on a machine pays th
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -89,25 +88,3 @@ def prefilter_rows(x, out, pre, lp_sos, state, v, r0, r1):
     [pre x1, pre y1, lp z1, lp z2, ...]."""
     for r in range(r0, r1):
         _prefilter_lowpass(x, r, out, pre, lp_sos, state[r], v[r])
-
-
-@njit(**_JIT)
-def adapt_loops(
-    x, out, gain, a1, b0, factor, expfac, offset, limited, minlvl, corr, mult, state, r0, r1
-):
-    """AMT adaptation loops (comp_adaptloop): gain * x (R, T) -> out (R, T); state (R, L)."""
-    n_time = x.shape[1]
-    n_loops = a1.shape[0]
-    for r in range(r0, r1):
-        s = state[r].copy()
-        for t in range(n_time):
-            v = gain * x[r, t]
-            if v < minlvl:
-                v = minlvl
-            for k in range(n_loops):
-                v = v / s[k]
-                if limited and v > 1.0:
-                    v = factor[k] / (1.0 + math.exp(expfac[k] * (v - 1.0))) - offset[k]
-                s[k] = a1[k] * s[k] + b0[k] * v
-            out[r, t] = (v - corr) * mult
-        state[r] = s
