@@ -132,3 +132,36 @@ def test_modulation_presets_build_and_run(am_file):
         y, meta = features.compute(am_file, preset)
         assert y.shape[:2] == (2, 30 if preset != "king2019" else 31)
         assert y.shape[2] == n_mod and meta.axes[2] == "mfc_hz"
+
+
+def _limit_file_size() -> None:
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+
+def test_disk_full_while_writing_features_keeps_the_old_file_and_leaves_no_temporary(
+    tmp_path, am_file, chain_file
+):
+    """A file-size limit stands in for a full disk: the archive, written in place behind the
+    engine, fails mid-way (the features are 2 x 26 x 12 x 16000 float32, 20 MB)."""
+    import subprocess
+
+    from tests.conftest import CLI
+
+    out = tmp_path / "f.npz"
+    out.write_bytes(b"previous")
+    result = subprocess.run(
+        [*CLI, "process", str(am_file), "-c", str(chain_file), "-o", str(out), "--overwrite"],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "write failed" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert out.read_bytes() == b"previous"
+    assert not [p for p in tmp_path.iterdir() if "audiofx-tmp" in p.name]
