@@ -129,7 +129,7 @@ def _run(kernels, modes, x, y, x_row, y_row, coef, state, threads) -> None:  # t
             job, finish = _job(kernel, x, y, x_row, y_row, coef, flat, chosen[start:][:LANES])
             jobs.append(job)
             finishes.append(finish)
-    iir_cpu._dispatch(jobs, threads)  # noqa: SLF001 (the engine's own dispatcher)
+    iir_cpu.dispatch(jobs, threads)  # the IIR engine's dispatcher: OpenMP or a thread pool
     for finish in finishes:
         finish()
 

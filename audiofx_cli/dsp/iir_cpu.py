@@ -147,7 +147,7 @@ def _group_job(
     y: np.ndarray,
     x_override: np.ndarray | None = None,
 ) -> tuple[_Job, Callable[[], None]]:
-    """(job, finish) for up to LANES lanes of equal length: run the job (see `_dispatch`),
+    """(job, finish) for up to LANES lanes of equal length: run the job (see `dispatch`),
     then `finish()` writes the lanes' final states back."""
     n = lanes[0].stop - lanes[0].start
     state = np.zeros((plan.n_sections, 2, LANES))
@@ -202,7 +202,7 @@ def _run_lanes(plan: _Plan, lanes: list[_Lane], x, y, threads: int, x_override=N
         group[i : i + LANES] for group in by_length.values() for i in range(0, len(group), LANES)
     ]
     jobs = [_group_job(plan, group, x, y, x_override) for group in groups]
-    _dispatch([job for job, _ in jobs], threads)
+    dispatch([job for job, _ in jobs], threads)
     for _, finish in jobs:
         finish()
 
@@ -219,7 +219,7 @@ def _call(job: _Job) -> None:
         job[0](*job[1:6])
 
 
-def _dispatch(jobs: list[_Job], threads: int) -> None:
+def dispatch(jobs: list[_Job], threads: int) -> None:
     """Run the jobs, up to `threads` at a time. Kernel calls go to OpenMP threads
     (`audiofx_cli.dsp.omp`: about 5 us to dispatch, against about 140 us through a Python
     pool on the 2-core KVM machine); otherwise the pool runs all but the first and the calling
@@ -245,7 +245,7 @@ _PTRS = ctypes.c_void_p * LANES
 
 def _rows_job(plan: _Plan, x: np.ndarray, y: np.ndarray, zf: np.ndarray, r0: int):
     """(job, state) for rows r0 .. r0 + LANES - 1 of x (those that exist): after the job has
-    run (see `_dispatch`), `state` holds their final state as the kernel keeps it (n_sections,
+    run (see `dispatch`), `state` holds their final state as the kernel keeps it (n_sections,
     2, LANES). Cheap on purpose (it runs once per chunk and lane group): row pointers by
     address arithmetic, no per-row numpy views."""
     r1 = min(r0 + LANES, x.shape[0])
@@ -272,7 +272,7 @@ def _run_rows(plan: _Plan, x: np.ndarray, y: np.ndarray, zf: np.ndarray, threads
     """Every row of x from its state in zf (updated), LANES rows per kernel call."""
     starts = range(0, x.shape[0], LANES)
     jobs = [_rows_job(plan, x, y, zf, r0) for r0 in starts]
-    _dispatch([job for job, _ in jobs], threads)
+    dispatch([job for job, _ in jobs], threads)
     for r0, (_, state) in zip(starts, jobs, strict=True):
         r1 = min(r0 + LANES, x.shape[0])
         zf[:, r0:r1, :] = (state[:, :, : r1 - r0] * plan.scale).transpose(0, 2, 1)

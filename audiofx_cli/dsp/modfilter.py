@@ -201,14 +201,11 @@ def _efilt_bank(
     """AMT's filters per row: [150 Hz pre-filter] -> 2.5 Hz low-pass (slot 0) and complex
     one-pole band-passes (slots 1 .. counts - 1, on the lanes engine); zero beyond."""
     rows, n_slots, n_time = out.shape
-    v = memory.empty_array(
-        (rows, n_time), np.float64
-    )  # pre-filtered envelopes, float64 as the band-passes take them
+    # pre-filtered envelopes, in float64 as the band-passes take them
+    v = memory.empty_array((rows, n_time), np.float64)
     lp = design.lowpass_sos
     kernels.run_rows(kernels.prefilter_rows, rows, xn, out, design.pre, lp, state, v, cost=v.size)
-    row, slot = (a.ravel() for a in np.indices((rows, n_slots)))
-    band = (slot >= 1) & (slot < counts[row])
-    row, slot = row[band], slot[band]
+    row, slot = _slot_lanes(counts, n_slots, first=1)
     f = slots[row, slot]
     re, im = 4 + 2 * slot, 5 + 2 * slot  # where each slot's one-pole keeps Re / Im in state
     lane_state = np.stack([state[row, re], state[row, im]], axis=-1)[:, None, :]
@@ -225,8 +222,20 @@ def _efilt_bank(
         torch.get_num_threads(),
     )
     state[row, re], state[row, im] = lane_state[:, 0, 0], lane_state[:, 0, 1]
-    for r in range(rows):
-        out[r, counts[r] :] = 0.0
+    _zero_unused(out, counts)
+
+
+def _slot_lanes(counts: np.ndarray, n_slots: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, slot) of every filter in use: slots first .. counts[row] - 1 of each row."""
+    row, slot = (a.ravel() for a in np.indices((counts.size, n_slots)))
+    used = (slot >= first) & (slot < counts[row])
+    return row[used], slot[used]
+
+
+def _zero_unused(out: np.ndarray, counts: np.ndarray) -> None:
+    """Zeros in the slots beyond each row's count (the padded, ragged modulation axis)."""
+    for r, count in enumerate(counts):
+        out[r, count:] = 0.0
 
 
 def _sos_bank(
@@ -252,9 +261,7 @@ def _sos_bank(
             kernels.prefilter_rows, rows, xn, out, pre, np.zeros(6), pre_state, src, cost=src.size
         )
         state[:, :2] = pre_state[:, :2]
-    row, slot = (a.ravel() for a in np.indices((rows, n_slots)))
-    used = slot < counts[row]
-    row, slot = row[used], slot[used]
+    row, slot = _slot_lanes(counts, n_slots, first=0)
     where = 2 + 2 * n_sec * slot[:, None] + np.arange(2 * n_sec)  # each lane's state columns
     lane_state = state[row[:, None], where].reshape(-1, n_sec, 2)
     bank.run_sos(
@@ -267,8 +274,7 @@ def _sos_bank(
         torch.get_num_threads(),
     )
     state[row[:, None], where] = lane_state.reshape(-1, 2 * n_sec)
-    for r in range(rows):
-        out[r, counts[r] :] = 0.0
+    _zero_unused(out, counts)
 
 
 # ----------------------------------------------------------------------------- King 2019
