@@ -39,6 +39,7 @@ from audiofx_cli.dsp.iir_kernels import (
     VEC,
     Body,
     KernelFn,
+    cascade_ir,
     compile_ir,
     loop_ir,
 )
@@ -92,30 +93,15 @@ def sos_params(n_sections: int) -> list[str]:
     return [f"{c}_{k}" for k in range(n_sections) for c in ("b0", "b1", "b2", "na1", "na2")]
 
 
-def _sos_body(n_sections: int) -> SampleBody:
-    """One sample through every lane's own section cascade (direct form II transposed, as
-    scipy's sosfilt; state rows 2 k, 2 k + 1 are section k's z1, z2)."""
+def _sos_body(n_sections: int) -> Body:
+    """Every sample through every lane's own section cascade: the cascade kernel's sections
+    (direct form II transposed, as scipy's sosfilt; wavefront order) with per-lane
+    coefficients. State rows 2 k, 2 k + 1 are section k's z1, z2."""
 
-    def body(out: list[str], xs: list[str], state: dict[str, str], tag: str) -> list[str]:
-        ys = []
-        for gi, v in enumerate(xs):
-            for k in range(n_sections):
-                c = {n: f"%{n}_{k}g{gi}" for n in ("b0", "b1", "b2", "na1", "na2")}
-                z1, z2 = state[f"s{2 * k}g{gi}"], state[f"s{2 * k + 1}g{gi}"]
-                t = f"{k}.{tag}g{gi}"
-                out.append(f"  %y{t} = call {VEC} {FMA}({VEC} {c['b0']}, {VEC} {v}, {VEC} {z1})")
-                out.append(f"  %u{t} = call {VEC} {FMA}({VEC} {c['b1']}, {VEC} {v}, {VEC} {z2})")
-                out.append(
-                    f"  %p{t} = call {VEC} {FMA}({VEC} {c['na1']}, {VEC} %y{t}, {VEC} %u{t})"
-                )
-                out.append(f"  %w{t} = fmul {VEC} {c['b2']}, {v}")
-                out.append(
-                    f"  %q{t} = call {VEC} {FMA}({VEC} {c['na2']}, {VEC} %y{t}, {VEC} %w{t})"
-                )
-                state[f"s{2 * k}g{gi}"], state[f"s{2 * k + 1}g{gi}"] = f"%p{t}", f"%q{t}"
-                v = f"%y{t}"
-            ys.append(v)
-        return ys
+    def body(
+        out: list[str], samples: list[list[str]], state: dict[str, str], tags: list[str]
+    ) -> list[list[str]]:
+        return cascade_ir(out, "g" * n_sections, samples, state, tags, lane_coefs=True)
 
     return body
 
@@ -331,7 +317,7 @@ def sos_bank(n_sections: int, groups: int, in_dtype: str, out_dtype: str) -> Ker
     Raises:
         ImportError: llvmlite is not installed.
     """
-    body = _per_sample(_sos_body(n_sections))
+    body = _sos_body(n_sections)
     ir = _kernel_ir(groups, in_dtype, out_dtype, sos_params(n_sections), 2 * n_sections, body)
     return KERNEL_SIGNATURE(compile_ir(ir, KERNEL_NAME))
 

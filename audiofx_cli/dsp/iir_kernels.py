@@ -54,34 +54,39 @@ def _section(
     tag: str,
     vec: str,
     fma: str,
+    lane_coefs: bool = False,
 ) -> str:
     """Emit section `s` of lane group `g` on input `v` for one sample; updates `state`, returns
     the output's name. `kind` as in `kernel_ir`: 'g' is scipy's section as it is, the others
-    are sections normalised to b0 = 1 whose numerator lets ops drop out."""
+    are sections normalised to b0 = 1 whose numerator lets ops drop out. Coefficients are
+    %b0_{s} ... (one for all lanes), or %b0_{s}g{g} ... with `lane_coefs` (each lane its own:
+    the filterbanks of `audiofx_cli.dsp.bank_kernels`)."""
     # y = b0 v + p;  p' = (b1 v + q) - a1 y;  q' = b2 v - a2 y  (direct form II transposed)
+    at = f"g{g}" if lane_coefs else ""
+    b0, b1, b2, na1, na2 = (f"%{name}_{s}{at}" for name in ("b0", "b1", "b2", "na1", "na2"))
     p, q = state[f"s{2 * s}g{g}"], state[f"s{2 * s + 1}g{g}"]
     o, u, w = f"%o{s}g{g}.{tag}", f"%u{s}g{g}.{tag}", f"%w{s}g{g}.{tag}"
     pn, qn = f"%p{s}g{g}.{tag}", f"%q{s}g{g}.{tag}"
     if kind == "g":
-        out.append(f"  {o} = call {vec} {fma}({vec} %b0_{s}, {vec} {v}, {vec} {p})")
+        out.append(f"  {o} = call {vec} {fma}({vec} {b0}, {vec} {v}, {vec} {p})")
     else:  # b0 = 1
         out.append(f"  {o} = fadd {vec} {v}, {p}")
-    out.append(f"  {u} = call {vec} {fma}({vec} %b1_{s}, {vec} {v}, {vec} {q})")
-    out.append(f"  {pn} = call {vec} {fma}({vec} %na1_{s}, {vec} {o}, {vec} {u})")
+    out.append(f"  {u} = call {vec} {fma}({vec} {b1}, {vec} {v}, {vec} {q})")
+    out.append(f"  {pn} = call {vec} {fma}({vec} {na1}, {vec} {o}, {vec} {u})")
     if kind == "f":  # b2 = a2 = 0: first order, q is 0 after the first sample
         qn = "zeroinitializer"
     elif kind == "u":  # b2 = 1
-        out.append(f"  {qn} = call {vec} {fma}({vec} %na2_{s}, {vec} {o}, {vec} {v})")
+        out.append(f"  {qn} = call {vec} {fma}({vec} {na2}, {vec} {o}, {vec} {v})")
     elif kind == "z":  # b2 = 0
-        out.append(f"  {qn} = fmul {vec} %na2_{s}, {o}")
+        out.append(f"  {qn} = fmul {vec} {na2}, {o}")
     else:
-        out.append(f"  {w} = fmul {vec} %b2_{s}, {v}")
-        out.append(f"  {qn} = call {vec} {fma}({vec} %na2_{s}, {vec} {o}, {vec} {w})")
+        out.append(f"  {w} = fmul {vec} {b2}, {v}")
+        out.append(f"  {qn} = call {vec} {fma}({vec} {na2}, {vec} {o}, {vec} {w})")
     state[f"s{2 * s}g{g}"], state[f"s{2 * s + 1}g{g}"] = pn, qn
     return o
 
 
-def _cascade(
+def cascade_ir(
     out: list[str],
     kinds: str,
     samples: list[list[str]],
@@ -89,9 +94,11 @@ def _cascade(
     tags: list[str],
     vec: str = VEC,
     fma: str = FMA,
+    lane_coefs: bool = False,
 ) -> list[list[str]]:
     """Emit consecutive samples' passes through every section, for each group of 4 lanes;
-    updates `state` and returns the outputs (per sample, per group).
+    updates `state` and returns the outputs (per sample, per group); `lane_coefs` as in
+    `_section`.
 
     `samples[k][g]` is sample k of lane group g. The operations are emitted in wavefront
     order: section s of sample k right after section s - 1 of sample k and section s of
@@ -104,7 +111,9 @@ def _cascade(
             s = d - k
             if 0 <= s < len(kinds):
                 for g in range(len(cur[k])):
-                    cur[k][g] = _section(out, kinds[s], s, g, cur[k][g], state, tags[k], vec, fma)
+                    cur[k][g] = _section(
+                        out, kinds[s], s, g, cur[k][g], state, tags[k], vec, fma, lane_coefs
+                    )
     return cur
 
 
@@ -369,7 +378,7 @@ def kernel_ir(
     def body(
         out: list[str], samples: list[list[str]], state: dict[str, str], tags: list[str]
     ) -> list[list[str]]:
-        passes = _cascade(out, kinds, samples, state, tags, V, F)
+        passes = cascade_ir(out, kinds, samples, state, tags, V, F)
         return [_gain(out, p, normalised, t, V) for p, t in zip(passes, tags, strict=True)]
 
     return loop_ir(lanes, width, in_dtype, out_dtype, entry, 2 * n_sections, body)

@@ -57,34 +57,27 @@ def run_rows(kernel: Callable[..., None], n_rows: int, *args: Any, cost: int = 0
 
 
 @njit(**_JIT)
-def _prefilter_lowpass(x, r, out, pre, lp_sos, state, v_buf):
-    """Row r: the optional first-order pre-filter into v_buf; the 2.5 Hz low-pass (if
-    lp_sos[0] != 0) into out[r, 0]. state[:4] = [pre x1, pre y1, lp z1, lp z2]."""
-    p0, p1, z1, z2 = state[0], state[1], state[2], state[3]
+def prefilter_rows(x, out, pre, lp_sos, state, v, r0, r1):
+    """AMT modfilterbank's shared part, per row r: the optional first-order pre-filter
+    (pre = [b0, b1, -a1], unused when pre[0] == 0) into v[r] (float64, the input of the
+    band-passes, which `audiofx_cli.dsp.bank` runs) and the 2.5 Hz low-pass (when
+    lp_sos[0] != 0) into out[r, 0]. state (R, >= 4): [pre x1, pre y1, lp z1, lp z2, ...]."""
     lb0, lb1, lb2, la1, la2 = lp_sos[0], lp_sos[1], lp_sos[2], lp_sos[4], lp_sos[5]
     use_pre = pre[0] != 0.0
     use_lp = lb0 != 0.0
-    for t in range(x.shape[1]):
-        v = x[r, t]
-        if use_pre:
-            y = pre[0] * v + pre[1] * p0 + pre[2] * p1
-            p0 = v
-            p1 = y
-            v = y
-        v_buf[t] = v
-        if use_lp:
-            y = lb0 * v + z1
-            z1 = lb1 * v - la1 * y + z2
-            z2 = lb2 * v - la2 * y
-            out[r, 0, t] = y
-    state[0], state[1], state[2], state[3] = p0, p1, z1, z2
-
-
-@njit(**_JIT)
-def prefilter_rows(x, out, pre, lp_sos, state, v, r0, r1):
-    """AMT modfilterbank's shared part, per row: [150 Hz pre-filter] into v[r] (float64, the
-    input of the complex band-passes, which `audiofx_cli.dsp.bank` runs) and the 2.5 Hz
-    low-pass into out[r, 0]. state (R, 4 + 2 M) as in `modfilter.modfilterbank_zeros_state`:
-    [pre x1, pre y1, lp z1, lp z2, ...]."""
     for r in range(r0, r1):
-        _prefilter_lowpass(x, r, out, pre, lp_sos, state[r], v[r])
+        p0, p1, z1, z2 = state[r, 0], state[r, 1], state[r, 2], state[r, 3]
+        for t in range(x.shape[1]):
+            u = x[r, t]
+            if use_pre:
+                y = pre[0] * u + pre[1] * p0 + pre[2] * p1
+                p0 = u
+                p1 = y
+                u = y
+            v[r, t] = u
+            if use_lp:
+                y = lb0 * u + z1
+                z1 = lb1 * u - la1 * y + z2
+                z2 = lb2 * u - la2 * y
+                out[r, 0, t] = y
+        state[r, 0], state[r, 1], state[r, 2], state[r, 3] = p0, p1, z1, z2

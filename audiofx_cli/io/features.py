@@ -121,7 +121,7 @@ class FeatureSink:
         self.chain: Any = None
         self.source: str | None = None
         self.axes: FeatureAxes | None = None
-        self.raw: Path | None = None
+        self.tmp: Path | None = None  # the temporary file being written (removed on abort)
         self._file: Any = None
         self._tile: np.ndarray | None = None  # reused (frames, values) buffer of `write`
         self._behind: WriteBehind | None = None
@@ -149,10 +149,10 @@ class FeatureSink:
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent or "."
         )
-        self.raw = Path(tmp)
+        self.tmp = Path(tmp)
         if self.format == "npz":  # written in place: the archive is the temporary file
             os.close(fd)
-            self._file = NpzStream(self.raw, self.dtype, self.shape)
+            self._file = NpzStream(self.tmp, self.dtype, self.shape)
         else:
             self._file = os.fdopen(fd, "wb")
         self._behind = WriteBehind("features")
@@ -190,7 +190,7 @@ class FeatureSink:
             self._file.write(memoryview(tile[:n]).cast("B"))
 
     def commit(self) -> None:
-        assert self.axes is not None and self.raw is not None
+        assert self.axes is not None and self.tmp is not None
         final: Path | None = None
         try:
             if self._behind is not None:
@@ -198,7 +198,7 @@ class FeatureSink:
             meta = metadata(self.axes, self.frames, self.chain, self.source)
             if isinstance(self._file, NpzStream):
                 self._file.finish(self.frames, meta)
-                final, self.raw = self.raw, None
+                final, self.tmp = self.tmp, None
             else:
                 self._file.close()
                 fd, tmp = tempfile.mkstemp(
@@ -206,8 +206,8 @@ class FeatureSink:
                 )
                 os.close(fd)
                 final = Path(tmp)
-                _write_pt(final, self.raw, (*self.shape, self.frames), self.dtype, meta)
-                self.raw.unlink(missing_ok=True)
+                _write_pt(final, self.tmp, (*self.shape, self.frames), self.dtype, meta)
+                self.tmp.unlink(missing_ok=True)
             _place(final, self.path, self.overwrite)
         except OSError as exc:
             if final is not None:
@@ -229,8 +229,8 @@ class FeatureSink:
             self._file.abort()
         elif self._file is not None and not self._file.closed:
             self._file.close()
-        if self.raw is not None:
-            self.raw.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
 
 
 def make_feature_sink(
