@@ -15,6 +15,8 @@ from __future__ import annotations
 import os as _os
 from typing import Any
 
+from audiofx_cli._version import __version__
+
 # libgomp, the OpenMP runtime torch loads (and the IIR engine dispatches lane groups through:
 # audiofx_cli.dsp.omp), keeps idle threads spinning for 300,000 pause instructions (about 20 ms
 # here) after each parallel region. On few cores that starves the reader and writer threads of
@@ -23,7 +25,6 @@ from typing import Any
 # when torch is imported; a value the user set wins.
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-__version__ = "0.1.0"
 __all__ = ["__version__", "load_chain", "process_file"]
 
 

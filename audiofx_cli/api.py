@@ -11,17 +11,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from audiofx_cli.chain.build import build_chain
 from audiofx_cli.chain.spec import ChainSpec, check_rate, load_spec, spec_from_stages
 from audiofx_cli.device import resolve_device, resolve_dtype
-from audiofx_cli.dsp import layout
 from audiofx_cli.errors import ChainSpecError, OutputExistsError, ProcessingError, UsageError
-from audiofx_cli.io.audio import DITHER_MODES, AtomicAudioWriter, AudioReader, output_format
-from audiofx_cli.io.behind import WriteBehind
+from audiofx_cli.io.audio import AudioReader
+from audiofx_cli.io.sinks import FileSink, check_output, make_sink
 from audiofx_cli.stages.base import Chain
-from audiofx_cli.stream import run_chain
+from audiofx_cli.stream import StreamStats, run_chain
 
 DEFAULT_CHUNK_SECONDS = 10.0
 ChainLike = str | Path | ChainSpec | list[Any]
@@ -103,95 +101,6 @@ class ProcessReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "peak_dbfs": self.peak_dbfs}
-
-
-class AudioSink:
-    """Writes audio atomically: the engine's Sink plus `commit` / `abort` (opened once the
-    output's channel count and rate are known).
-
-    Writes happen behind the engine (write-behind): each block is encoded and written by one
-    background thread while the engine computes the next (libsndfile and numpy release the
-    GIL), with at most one block in flight, so memory stays bounded. An error in the writer
-    is raised at the next `write` or at `commit`; `abort` waits for the writer, then removes
-    the temporary file.
-    """
-
-    def __init__(
-        self, path: Path, fmt: str, subtype: str, overwrite: bool, dither: str = "tpdf"
-    ) -> None:
-        self.path, self.fmt, self.subtype, self.overwrite = path, fmt, subtype, overwrite
-        self.dither = dither  # for integer PCM: 'tpdf' | 'none' (see io.audio.quantize)
-        self.writer: AtomicAudioWriter | None = None
-        self._behind: WriteBehind | None = None
-
-    def open(self, template: Tensor, sample_rate: float) -> None:
-        if not float(sample_rate).is_integer():
-            raise UsageError(f"{self.path}: output rate {sample_rate} Hz is not an integer")
-        self.writer = AtomicAudioWriter(
-            self.path,
-            int(sample_rate),
-            template.shape[0],
-            self.fmt,
-            self.subtype,
-            overwrite=self.overwrite,
-            dither=self.dither,
-        )
-        self._behind = WriteBehind("writer")
-
-    def write(self, y: Tensor) -> None:
-        assert self.writer is not None and self._behind is not None
-        rows = y.detach().to("cpu").numpy()  # the writer holds it: no buffer is reused
-        self._behind.submit(self._write_rows, rows)
-
-    def _write_rows(self, rows: np.ndarray) -> None:
-        """In the writer thread: (channels, frames) to the file's (frames, channels), written."""
-        assert self.writer is not None
-        self.writer.write(layout.to_frames(rows))
-
-    def commit(self) -> None:
-        assert self.writer is not None
-        if self._behind is not None:
-            self._behind.close()
-        self.writer.commit()
-
-    def abort(self) -> None:
-        try:
-            if self._behind is not None:
-                self._behind.close(errors=False)  # already failing: the first error counts
-        finally:  # whatever happens above, the temporary file goes
-            if self.writer is not None:
-                self.writer.abort()
-
-    @property
-    def peak(self) -> float:
-        return self.writer.peak if self.writer else 0.0
-
-    @property
-    def clipped(self) -> int:
-        return self.writer.clipped if self.writer else 0
-
-
-def make_sink(
-    output_path: Path,
-    input_subtype: str | None,
-    subtype: str | None,
-    overwrite: bool,
-    dither: str = "tpdf",
-) -> tuple[AudioSink, str, str]:
-    """The sink for an output path, chosen by extension. Returns (sink, format, subtype).
-
-    Raises:
-        AudioFormatError: unknown extension or impossible subtype (exit 2).
-        UsageError: unknown dither mode (exit 2).
-    """
-    if dither not in DITHER_MODES:
-        raise UsageError(f"unknown dither '{dither}' (use {' | '.join(DITHER_MODES)})")
-    if output_path.suffix.lower() in (".npz", ".pt"):  # feature arrays (io/features.py)
-        from audiofx_cli.io.features import make_feature_sink
-
-        return make_feature_sink(output_path, subtype, overwrite)  # type: ignore[return-value]
-    fmt, out_subtype = output_format(output_path, input_subtype, subtype)
-    return AudioSink(output_path, fmt, out_subtype, overwrite, dither), fmt, out_subtype
 
 
 def _identity(path: Path) -> tuple[int, int, int]:
@@ -285,43 +194,20 @@ def process_file(
     spec = as_spec(chain)
     torch_device = resolve_device(device)
     dtype = resolve_dtype(precision)
-    if chunk_seconds <= 0 or not math.isfinite(chunk_seconds):
-        raise UsageError(f"chunk length must be > 0 seconds, got {chunk_seconds}")
-    if not input_path.exists():
-        raise UsageError(f"{input_path}: no such file")
-    if input_path.is_dir():
-        raise UsageError(f"{input_path}: is a folder (give an audio file)")
-    make_sink(output_path, None, subtype, overwrite, dither)  # extension, subtype, dither checks
-    check_output_path(input_path, output_path, overwrite)
+    _check_request(input_path, output_path, chunk_seconds, subtype, overwrite, dither)
     before = _identity(input_path)
     with AudioReader(input_path) as reader:
         info = reader.info
-        sink, fmt, out_subtype = make_sink(output_path, info.subtype, subtype, overwrite, dither)
         try:
             check_rate(spec, info.sample_rate)
         except ChainSpecError as exc:
-            exc.args = (f"{input_path} ({info.sample_rate} Hz): {exc}",)
-            raise
+            raise exc.in_context(f"{input_path} ({info.sample_rate} Hz)") from None
         built = build_chain(spec, info.sample_rate, fuse=fuse).to(dtype=dtype)
-        chunk_frames = max(1, int(round(chunk_seconds * info.sample_rate)))
-        read_dtype = "float64" if dtype == torch.float64 else "float32"
-
-        def source() -> Iterator[np.ndarray]:  # each call is one pass over the file
-            reader.rewind()
-            return reader.blocks(chunk_frames, read_dtype)
-
+        sink, fmt, out_subtype = make_sink(
+            output_path, info.subtype, subtype, overwrite, dither, spec.to_dict()
+        )
         try:
-            stats = run_chain(
-                built,
-                source,
-                sink,
-                channels=info.channels,
-                total_frames=info.frames,
-                device=torch_device,
-                dtype=dtype,
-                name=str(input_path),
-                sanitize=sanitize,
-            )
+            stats = _stream_file(reader, built, sink, chunk_seconds, torch_device, dtype, sanitize)
             exact_length = not info.subtype.startswith("MPEG_")  # mp3 lengths are estimates
             _check_unchanged(
                 input_path, before, info.frames if exact_length else -1, stats.frames_in
@@ -329,8 +215,9 @@ def process_file(
             sink.commit()
         except ChainSpecError as exc:  # found while running: name the file too
             sink.abort()
-            exc.args = (f"{input_path} ({info.channels} ch, {info.sample_rate} Hz): {exc}",)
-            raise
+            raise exc.in_context(
+                f"{input_path} ({info.channels} ch, {info.sample_rate} Hz)"
+            ) from None
         except BaseException:
             sink.abort()
             raise
@@ -351,4 +238,59 @@ def process_file(
         seconds=stats.seconds,
         device=str(torch_device),
         sanitized_samples=stats.sanitized,
+    )
+
+
+def _check_request(
+    input_path: Path,
+    output_path: Path,
+    chunk_seconds: float,
+    subtype: str | None,
+    overwrite: bool,
+    dither: str,
+) -> None:
+    """Everything that can be refused before the input is opened (exit 2, nothing touched).
+
+    Raises:
+        UsageError: bad chunk length, missing input or a folder, bad output extension,
+            subtype, dither or path.
+    """
+    if chunk_seconds <= 0 or not math.isfinite(chunk_seconds):
+        raise UsageError(f"chunk length must be > 0 seconds, got {chunk_seconds}")
+    if not input_path.exists():
+        raise UsageError(f"{input_path}: no such file")
+    if input_path.is_dir():
+        raise UsageError(f"{input_path}: is a folder (give an audio file)")
+    check_output(output_path, subtype, dither)
+    check_output_path(input_path, output_path, overwrite)
+
+
+def _stream_file(
+    reader: AudioReader,
+    chain: Chain,
+    sink: FileSink,
+    chunk_seconds: float,
+    device: torch.device,
+    dtype: torch.dtype,
+    sanitize: bool,
+) -> StreamStats:
+    """Run `chain` over the open file in chunks of `chunk_seconds` into `sink`."""
+    info = reader.info
+    chunk_frames = max(1, int(round(chunk_seconds * info.sample_rate)))
+    read_dtype = "float64" if dtype == torch.float64 else "float32"
+
+    def source() -> Iterator[np.ndarray]:  # each call is one pass over the file
+        reader.rewind()
+        return reader.blocks(chunk_frames, read_dtype)
+
+    return run_chain(
+        chain,
+        source,
+        sink,
+        channels=info.channels,
+        total_frames=info.frames,
+        device=device,
+        dtype=dtype,
+        name=reader.path,
+        sanitize=sanitize,
     )

@@ -5,6 +5,8 @@ Exit codes: 0 success, 1 processing failed, 2 usage or chain-spec error.
 
 from __future__ import annotations
 
+import copy
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -35,6 +37,7 @@ class ChainSpecError(UsageError):
         column: int | None = None,
         stage: str | None = None,
         key: str | None = None,
+        context: str | None = None,
     ) -> None:
         self.reason = message
         self.source = source
@@ -42,12 +45,21 @@ class ChainSpecError(UsageError):
         self.column = column
         self.stage = stage
         self.key = key
+        self.context = context
         super().__init__(self._format())
 
+    def in_context(self, context: str) -> ChainSpecError:
+        """The same error, its message prefixed with `context` (e.g. the input file and its
+        rate, for a check that depends on them)."""
+        error = copy.copy(self)
+        error.context = context
+        error.args = (error._format(),)
+        return error
+
     def _format(self) -> str:
-        where = ""
+        where = f"{self.context}: " if self.context else ""
         if self.source is not None:
-            where = self.source
+            where += self.source
             if self.line is not None:
                 where += f":{self.line}"
                 if self.column is not None:
@@ -60,6 +72,19 @@ class ChainSpecError(UsageError):
                 what += f": key '{self.key}'"
             what += ": "
         return f"{where}{what}{self.reason}"
+
+
+class ParamError(ValueError):
+    """A stage parameter value is not allowed. `key` names it (None: the stage as a whole).
+
+    Raised by parameter declarations (`chain.params`) and stage constructors; the chain builder
+    turns it into a `ChainSpecError` located at the stage's YAML line.
+    """
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
 
 
 class DeviceError(UsageError):

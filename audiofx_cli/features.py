@@ -80,16 +80,16 @@ class FeatureMeta:
         )
 
 
-def _meta_from_chain(chain: Any, y: Tensor, source: str) -> FeatureMeta:
+def _meta_from_chain(chain: Any, spec: dict[str, Any], y: Tensor, source: str) -> FeatureMeta:
+    from audiofx_cli.axes import FeatureAxes, chain_axes
     from audiofx_cli.io.features import metadata
-    from audiofx_cli.stages.feature_axes import FeatureAxes, chain_axes
 
     axes = chain_axes(chain, chain.sample_rate).replace(frame_rate=float(chain.output_rate))
     if y.dim() < len(axes.names):
         names = tuple(f"dim{i}" for i in range(y.dim() - 1)) + ("time_s",)
         axes = FeatureAxes(names, axes.frame_rate, axes.sample_rate)
     channels = y.shape[-len(axes.names)]
-    return FeatureMeta.from_dict(metadata(axes.for_channels(channels), y.shape[-1], chain, source))
+    return FeatureMeta.from_dict(metadata(axes.for_channels(channels), y.shape[-1], spec, source))
 
 
 def compute(
@@ -116,7 +116,7 @@ def compute(
     Raises:
         UsageError: missing sample rate, unreadable file, invalid chain.
     """
-    from audiofx_cli.api import load_chain
+    from audiofx_cli.api import as_spec, load_chain
     from audiofx_cli.device import resolve_device
 
     source = ""
@@ -136,10 +136,11 @@ def compute(
     if wave.dim() < 2:
         wave = wave.unsqueeze(0)
     target = resolve_device(device)
-    built = load_chain(chain, float(sample_rate), device=target, dtype=dtype)
+    spec = as_spec(chain)
+    built = load_chain(spec, float(sample_rate), device=target, dtype=dtype)
     with torch.no_grad():
         y = built(wave.to(device=target, dtype=dtype))
-    return y, _meta_from_chain(built, y, source)
+    return y, _meta_from_chain(built, spec.to_dict(), y, source)
 
 
 def load(path: str | Path) -> tuple[Tensor, FeatureMeta]:

@@ -11,25 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from audiofx_cli.axes import chain_axes
 from audiofx_cli.dsp import layout
 from audiofx_cli.errors import ProcessingError, UsageError
+from audiofx_cli.io.sinks import Sink
 from audiofx_cli.stages.base import Chain, Stage
 
 BlockSource = Callable[[], Iterator[np.ndarray]]  # opens a fresh pass: (frames, channels) blocks
-
-
-class Sink(Protocol):
-    """Where processed chunks go. `open` gets an empty output template and the output rate."""
-
-    def open(self, template: Tensor, sample_rate: float) -> None: ...
-
-    def write(self, y: Tensor) -> None: ...
 
 
 @dataclass
@@ -152,13 +145,13 @@ def run_chain(
         run_analysis(chain, tensors, template, total_frames)
         state = chain.init_state(template, total_frames)
         head, state = chain.step(template, state)
-        if head.dim() != 2 and not getattr(sink, "accepts_features", False):
+        if sink.accepts_features:  # feature files record the chain's axes and the source
+            sink.describe(chain_axes(chain, chain.sample_rate), name)
+        elif head.dim() != 2:
             raise UsageError(
                 f"{name}: the chain outputs features of shape {tuple(head.shape)}, not "
                 "audio; write them to a feature file (-o out.npz or out.pt)"
             )
-        if hasattr(sink, "describe"):  # feature sinks record the chain's axes and the source
-            sink.describe(chain, name)
         stats.output_channels = head.shape[0]
         stats.output_rate = float(chain.output_rate or 0.0)
         sink.open(head, stats.output_rate)

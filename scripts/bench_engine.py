@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--scan", action="store_true", help="also time the scan engine on CPU")
     args = parser.parse_args()
 
-    from audiofx_cli.bench.backends import stream_chain
+    from audiofx_cli.bench.base import stream_chain
     from audiofx_cli.dsp.fir import fir_filter
     from audiofx_cli.dsp.iir import sosfilt
 

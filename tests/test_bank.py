@@ -173,7 +173,8 @@ def test_sos_bank_chunks_and_threads_do_not_change_a_bit():
 def exp_kernel():
     """A kernel whose output is the adaptation kernel's exponential of its input."""
     from audiofx_cli.dsp import bank_kernels as bk
-    from audiofx_cli.dsp.iir_kernels import KERNEL_NAME, KERNEL_SIGNATURE, compile_ir
+    from audiofx_cli.dsp.iir_kernels import KERNEL_NAME, KERNEL_SIGNATURE
+    from audiofx_cli.dsp.jit import compile_ir
 
     def body(out, samples, state, tags):
         return [

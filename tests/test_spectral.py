@@ -145,7 +145,7 @@ def test_stft_frames_across_chunk_boundaries(pad_mode, center):
 def test_frame_rate_and_times():
     chain = load_chain([{"mel": {"n_fft": 512, "hop": 160, "n_mels": 32}}], 16000)
     assert chain.output_rate == pytest.approx(100.0)
-    from audiofx_cli.stages.feature_axes import chain_axes
+    from audiofx_cli.axes import chain_axes
 
     axes = chain_axes(chain)
     assert axes.names == ("channel", "mel_hz", "time_s")

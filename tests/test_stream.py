@@ -8,6 +8,7 @@ import torch
 
 from audiofx_cli import load_chain
 from audiofx_cli.errors import ProcessingError
+from audiofx_cli.io.sinks import ChunkSink
 from audiofx_cli.stages.base import Chain, Stage
 from audiofx_cli.stream import run_chain
 from tests.conftest import unit_noise
@@ -36,7 +37,7 @@ class PeakTo(Stage):
         return x * self.scale, None
 
 
-class ListSink:
+class ListSink(ChunkSink):
     def __init__(self):
         self.parts, self.template, self.rate = [], None, None
 

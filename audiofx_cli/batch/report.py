@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from audiofx_cli import __version__
+from audiofx_cli._version import __version__
 from audiofx_cli.batch.runner import FileResult
 from audiofx_cli.chain.spec import ChainSpec
 

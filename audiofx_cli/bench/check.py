@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from audiofx_cli.bench.backends import Case, stream_chain
+from audiofx_cli.bench.base import Case, stream_chain
 
 
 def reference_label(case: Case) -> str:

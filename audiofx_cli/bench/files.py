@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from audiofx_cli.bench.backends import Backend, Case, Prepared, TorchRun
+from audiofx_cli.bench.base import Backend, Case, Prepared, TorchRun
 
 
 def write_float_wav(x: np.ndarray, rate_hz: int, path: Path, block_frames: int) -> Path:

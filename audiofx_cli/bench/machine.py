@@ -109,7 +109,7 @@ def cpu_model() -> str:
 def machine_info() -> dict[str, Any]:
     import torch
 
-    from audiofx_cli import __version__
+    from audiofx_cli._version import __version__
 
     return {
         "cpu_model": cpu_model(),

@@ -244,27 +244,48 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchR
 def _run_bench(
     options: BenchOptions, machine: dict[str, Any], progress: Progress | None
 ) -> BenchResult:
-    notes: list[str] = []
-    skipped: dict[str, str] = {}  # backend -> why it cannot run at all
-    failed: dict[tuple[str, str], str] = {}  # (optional backend, suite kind) -> its failure
-    rows: list[Row] = []
-    done = 0.0
-
-    def report(text: str) -> None:
-        if progress:
-            progress(text, done)
-
     if "chain" in options.suites and options.chain is None:
         raise UsageError("the chain suite needs a chain: --chain FILE_OR_PRESET")
-    for name in options.suites:
-        suite = SUITES[name]
-        notes.extend(suite.notes)
-        if suite.kind in ("chain", "file") and options.chain is not None:
-            notes.append(f"{name}: chain {options.chain}")
-        if suite.filters and not (suite.kind in ("chain", "file") and options.chain is not None):
-            notes.append(f"{name}: {suite.describe_filters()}")
+    session = _Session(options, machine, progress)
+    session.describe_suites()
     for config in plan(options):
-        suite = config.suite
+        session.run_config(config)
+        _release_pool()
+    return session.result()
+
+
+class _Session:
+    """The state of one bench run: rows, notes, backends that cannot run, progress count."""
+
+    def __init__(
+        self, options: BenchOptions, machine: dict[str, Any], progress: Progress | None
+    ) -> None:
+        self.options, self.machine, self.progress = options, machine, progress
+        self.notes: list[str] = []
+        self.skipped: dict[str, str] = {}  # backend -> why it cannot run at all
+        self.failed: dict[tuple[str, str], str] = {}  # (optional backend, kind) -> its failure
+        self.rows: list[Row] = []
+        self.done = 0.0  # runs done or skipped, for the progress bar
+
+    def report(self, text: str) -> None:
+        if self.progress:
+            self.progress(text, self.done)
+
+    def describe_suites(self) -> None:
+        """Notes on what each suite filters (its filters, or the chain given)."""
+        chain = self.options.chain
+        for name in self.options.suites:
+            suite = SUITES[name]
+            self.notes.extend(suite.notes)
+            by_chain = suite.kind in ("chain", "file") and chain is not None
+            if by_chain:
+                self.notes.append(f"{name}: chain {chain}")
+            if suite.filters and not by_chain:
+                self.notes.append(f"{name}: {suite.describe_filters()}")
+
+    def run_config(self, config: Config) -> None:
+        """One (suite, channels, duration): the signal, its reference, every backend."""
+        options, suite = self.options, config.suite
         frames = max(1, int(round(config.duration_s * options.rate_hz)))
         x = make_signal(config.channels, frames, options.seed)
         chunk = int(round(options.chunk_seconds * options.rate_hz))
@@ -277,80 +298,99 @@ def _run_bench(
                 case.input_path = write_float_wav(
                     x, options.rate_hz, Path(tmp) / "input.wav", chunk or frames
                 )
-            report(f"{suite.name} {config.channels} ch x {config.duration_s:g} s: reference")
+            self.report(f"{_label(config)}: reference")
             ref = reference(case)
             label = f"{suite.name}: error vs {reference_label(case)}"
-            if label not in notes:
-                notes.append(label)
+            if label not in self.notes:
+                self.notes.append(label)
             for backend in selected_backends(options, suite.kind):
                 for device in _devices_for(backend, options.devices):
-                    runs = options.repeat + options.warmup
-                    if backend.name in skipped or (backend.name, suite.kind) in failed:
-                        done += runs
-                        continue
-                    reason = backend.unavailable()
-                    if reason is not None:
-                        skipped[backend.name] = reason
-                        done += runs
-                        continue
-                    row = Row(
-                        suite=suite.name,
-                        backend=backend.name,
-                        device=device,
-                        device_name=device_name(device, machine),
-                        channels=config.channels,
-                        duration_s=config.duration_s,
-                        sample_rate=options.rate_hz,
-                        samples=config.channels * frames,
-                        repeat=options.repeat,
-                        warmup=options.warmup,
-                        signal_mb=x.nbytes / MB,
-                        cpu_model=machine["cpu_model"],
-                        threads=machine["threads"],
-                        torch_version=machine["torch_version"],
-                        audiofx_version=machine["audiofx_version"],
-                    )
-                    label = f"{suite.name} {config.channels} ch x {config.duration_s:g} s"
-                    need = x.nbytes * backend.work_copies(chunk)
-                    free = available_memory_bytes()
-                    if need > 0.9 * free:  # decided before it runs: no swap storm, no OOM kill
-                        notes.append(
-                            f"{backend.name}: skipped at {label}: needs about {need / 1e9:.1f} GB "
-                            f"({backend.work_copies(chunk):g} x the signal), {free / 1e9:.1f} GB "
-                            "free"
-                        )
-                        done += runs
-                        continue
-                    counted = 0
+                    self.run_backend(config, case, ref, backend, device)
 
-                    def tick(label: str = label, name: str = backend.name) -> None:
-                        nonlocal done, counted
-                        done += 1
-                        counted += 1
-                        report(f"{label}: {name}")
+    def run_backend(
+        self, config: Config, case: Case, ref: np.ndarray, backend: Backend, device: str
+    ) -> None:
+        """Measure one backend on one device (or note why it is skipped)."""
+        runs = self.options.repeat + self.options.warmup
+        reason = self._skip_reason(config, case, backend)
+        if reason is not None:
+            if reason:
+                self.notes.append(reason)
+            self.done += runs
+            return
+        row = self._new_row(config, case, backend, device)
+        counted = [0]
+        label = _label(config)
 
-                    report(f"{label}: {backend.name} (prepare)")
-                    failure = _measure(backend, case, device, options, ref, row, tick)
-                    done += runs - counted
-                    if failure is not None:
-                        if backend.optional:
-                            failed[(backend.name, suite.kind)] = failure
-                            continue
-                        row.flag, row.note = "FAILED", failure
-                    row.load_1m = os.getloadavg()[0]
-                    rows.append(row)
-            del ref
-        del x
-        _release_pool()
-    _speedups(rows)
-    for name, reason in skipped.items():
-        notes.append(f"{name}: skipped, {reason}")
-    for (name, kind), failure in failed.items():
-        notes.append(f"{name}: skipped for {kind} suites, failed to run ({failure})")
-    for backend in {BACKENDS[r.backend] for r in rows}:
-        if backend.summary:
-            notes.append(backend.summary)
-    return BenchResult(rows, notes, machine)
+        def tick() -> None:
+            self.done += 1
+            counted[0] += 1
+            self.report(f"{label}: {backend.name}")
+
+        self.report(f"{label}: {backend.name} (prepare)")
+        failure = _measure(backend, case, device, self.options, ref, row, tick)
+        self.done += runs - counted[0]
+        if failure is not None:
+            if backend.optional:
+                self.failed[(backend.name, config.suite.kind)] = failure
+                return
+            row.flag, row.note = "FAILED", failure
+        row.load_1m = os.getloadavg()[0]
+        self.rows.append(row)
+
+    def _skip_reason(self, config: Config, case: Case, backend: Backend) -> str | None:
+        """None when the backend runs; else a note to add ('' when already noted)."""
+        if backend.name in self.skipped or (backend.name, config.suite.kind) in self.failed:
+            return ""
+        reason = backend.unavailable()
+        if reason is not None:
+            self.skipped[backend.name] = reason
+            return ""
+        need = case.x.nbytes * backend.work_copies(case.chunk_frames)
+        free = available_memory_bytes()
+        if need > 0.9 * free:  # decided before it runs: no swap storm, no OOM kill
+            return (
+                f"{backend.name}: skipped at {_label(config)}: needs about {need / 1e9:.1f} GB "
+                f"({backend.work_copies(case.chunk_frames):g} x the signal), "
+                f"{free / 1e9:.1f} GB free"
+            )
+        return None
+
+    def _new_row(self, config: Config, case: Case, backend: Backend, device: str) -> Row:
+        machine = self.machine
+        return Row(
+            suite=config.suite.name,
+            backend=backend.name,
+            device=device,
+            device_name=device_name(device, machine),
+            channels=config.channels,
+            duration_s=config.duration_s,
+            sample_rate=self.options.rate_hz,
+            samples=case.x.size,
+            repeat=self.options.repeat,
+            warmup=self.options.warmup,
+            signal_mb=case.x.nbytes / MB,
+            cpu_model=machine["cpu_model"],
+            threads=machine["threads"],
+            torch_version=machine["torch_version"],
+            audiofx_version=machine["audiofx_version"],
+        )
+
+    def result(self) -> BenchResult:
+        """Speed-ups from the same run, then the notes on skipped backends and on methods."""
+        _speedups(self.rows)
+        for name, reason in self.skipped.items():
+            self.notes.append(f"{name}: skipped, {reason}")
+        for (name, kind), failure in self.failed.items():
+            self.notes.append(f"{name}: skipped for {kind} suites, failed to run ({failure})")
+        for backend in {BACKENDS[r.backend] for r in self.rows}:
+            if backend.summary:
+                self.notes.append(backend.summary)
+        return BenchResult(self.rows, self.notes, self.machine)
+
+
+def _label(config: Config) -> str:
+    return f"{config.suite.name} {config.channels} ch x {config.duration_s:g} s"
 
 
 def _release_pool() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiofx_cli.bench.backends import Backend, Case, Prepared, TorchRun
+from audiofx_cli.bench.base import Backend, Case, Prepared, TorchRun
 from audiofx_cli.bench.suites import FilterSpec
 
 

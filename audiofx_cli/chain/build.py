@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from audiofx_cli.chain.params import ParamError
 from audiofx_cli.chain.registry import load_impl
 from audiofx_cli.chain.spec import ChainSpec, StageSpec, check_rate
+from audiofx_cli.errors import ParamError
 from audiofx_cli.stages.base import Chain
 
 
@@ -32,13 +32,12 @@ def build_chain(spec: ChainSpec | list[StageSpec], sample_rate: float, fuse: boo
         cls = load_impl(stage.definition)
         try:
             module = cls(sample_rate=rate, **kwargs)
-            if hasattr(module, "connect"):  # feature stages read earlier stages' axes (fc_hz)
-                module.connect(list(modules))
+            module.connect(list(modules))
         except ParamError as exc:
             raise stage.error(exc.key, exc.message) from None
         except ValueError as exc:
             raise stage.error(None, str(exc)) from None
-        module.spec = stage
+        module.set_origin(stage)
         modules.append(module)
         rate = module.output_rate
     if fuse:

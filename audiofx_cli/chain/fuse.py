@@ -12,23 +12,8 @@ from __future__ import annotations
 from torch import nn
 
 from audiofx_cli.dsp.lti import Part, combine
-from audiofx_cli.stages.base import Chain, Stage
-from audiofx_cli.stages.fused import FusedLTI
-
-
-def stage_operator(module: nn.Module) -> list[Part] | None:
-    """Parts of a stage or a chain of stages, or None when any of it is not LTI."""
-    if isinstance(module, Chain):
-        parts: list[Part] = []
-        for stage in module:
-            op = stage_operator(stage)
-            if op is None:
-                return None
-            parts += op
-        return parts
-    if isinstance(module, Stage) and not module.needs_analysis:
-        return module.linear_operator()
-    return None
+from audiofx_cli.stages.base import Stage
+from audiofx_cli.stages.fused import FusedLTI, stage_operator
 
 
 def describe(module: nn.Module) -> str:

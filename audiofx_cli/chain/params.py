@@ -11,16 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from audiofx_cli.errors import ParamError
+
 REQUIRED: Any = object()  # sentinel: the key must be given
-
-
-class ParamError(ValueError):
-    """A parameter value is not allowed. `key` names it (None: the stage as a whole)."""
-
-    def __init__(self, key: str | None, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-        self.message = message
 
 
 def _fmt(value: float) -> str:

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from audiofx_cli.chain.params import REQUIRED, ParamError, StageDef
+from audiofx_cli.chain.params import REQUIRED, StageDef
 from audiofx_cli.chain.registry import get_stage, registry, suggest
-from audiofx_cli.errors import ChainSpecError, UsageError
+from audiofx_cli.errors import ChainSpecError, ParamError, UsageError
 
 TOP_LEVEL_KEYS = ("name", "description", "stages")
 PRESET_SUFFIX = ".yaml"

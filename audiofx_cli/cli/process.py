@@ -134,10 +134,10 @@ def _batch(
     features = bool(chain.stages) and chain.stages[-1].definition.family in FEATURE_FAMILIES
     chain_name = chain.name or Path(str(chain.source)).stem.removeprefix("preset:")
     tasks = plan(items, Path(out_dir), name, chain_name, "npz" if features else None)
-    from audiofx_cli.api import make_sink  # imports torch
+    from audiofx_cli.io.sinks import check_output  # imports torch
 
     for task in tasks:  # every output name must be writable before anything runs
-        make_sink(task.output, None, kwargs.get("subtype"), True, kwargs["dither"])
+        check_output(task.output, kwargs.get("subtype"), kwargs["dither"])
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:

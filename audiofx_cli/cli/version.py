@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from audiofx_cli import __version__
+from audiofx_cli._version import __version__
 
 
 def version_text() -> str:

@@ -38,11 +38,10 @@ from audiofx_cli.dsp.iir_kernels import (
     KERNEL_SIGNATURE,
     VEC,
     Body,
-    KernelFn,
     cascade_ir,
-    compile_ir,
     loop_ir,
 )
+from audiofx_cli.dsp.jit import KernelFn, compile_ir
 
 PARAMS = ("pr", "pi", "npi", "g", "post")  # coef rows, in order
 GROUP_LANES = 4  # lanes per vector

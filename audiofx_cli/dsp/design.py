@@ -35,8 +35,8 @@ def _cached(name: str, args: tuple[Any, ...], design: Callable[[], np.ndarray]) 
     invalid arguments still raise scipy's error)."""
     import scipy
 
-    from audiofx_cli import __version__
-    from audiofx_cli.dsp.iir_kernels import cache_dir
+    from audiofx_cli._version import __version__
+    from audiofx_cli.dsp.jit import cache_dir
 
     folder = cache_dir()
     key = repr((name, args, scipy.__version__, __version__, _CACHE_VERSION))

@@ -11,8 +11,7 @@ leaves the lane loop scalar (its SLP vectoriser is off and the unrolled lane loo
 loop-vectorised), so the explicit `<4 x double>` vectors here run about 4-8x faster. The main
 loop reads 4 samples of each lane row with one vector load and transposes 4x4 (same for the
 stores), so the loads and stores cost little next to the recursion.
-Compiled machine code is cached on disk per (IR, CPU, llvmlite version), so a later process
-pays only the load (a few ms), not the compile (0.1-0.5 s).
+Compilation and its disk cache are `audiofx_cli.dsp.jit`'s.
 
 Kernel C signature (all pointers host memory):
     void sos(double *coef, double *state, void **x_rows, void **y_rows, int64 n)
@@ -24,19 +23,14 @@ Kernel C signature (all pointers host memory):
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import threading
 from collections.abc import Callable
-from functools import cache
-from pathlib import Path
+from functools import cache, partial
+
+from audiofx_cli.dsp.jit import IR_ELEMENTS, KernelFn, compile_ir
 
 LANES = 4  # lanes per kernel call (one <4 x double>); 8 (two interleaved groups, or 8-wide)
 # measured no faster per lane, and leaves the second core idle on 8 channels
 MAX_UNROLL = 32  # sections per kernel; longer cascades are run as several kernels per block
-IR_ELEMENTS = {"float32": "float", "float64": "double"}  # numpy dtype name -> LLVM IR type
-KernelFn = ctypes._CFuncPtr  # type: ignore[attr-defined]
-_lock = threading.Lock()
 
 
 VEC = "<4 x double>"
@@ -129,14 +123,6 @@ def _gain(out: list[str], vs: list[str], normalised: bool, tag: str, vec: str) -
     return scaled
 
 
-def _fill(line: str, names: dict[str, str]) -> str:
-    """Put the loop's final state names into the phi placeholders of `line`."""
-    if "@END_" not in line:
-        return line
-    key = line.split("@END_")[1].split("@")[0]
-    return line.replace(f"@END_{key}@", names[key])
-
-
 def _transpose4(out: list[str], rows: list[str], tag: str) -> list[str]:
     """4x4 transpose of <4 x double> values (lanes x time <-> time x lanes)."""
     vec = "<4 x double>"
@@ -220,9 +206,36 @@ def loop_ir(
     Lanes form groups of `width` (4: <4 x double>; 8: two 4-lane quads joined into <8 x
     double>). Shared by the cascade kernel here and the filterbank kernels
     (`audiofx_cli.dsp.bank_kernels`).
+
+    The emitted IR, for 4 lanes and one state row (abridged)::
+
+        define void @sos(ptr noalias %coef, ptr noalias %state, ptr noalias %xp, ...) {
+        entry:
+          ...                                    ; `entry`: coefficients
+          %s0g0.0 = load <4 x double>, ptr %s0g0.ptr, align 8
+          %x0 = load ptr, ptr %xpp0              ; the lane rows' pointers
+          %n4 = and i64 %n, -4
+          br i1 %has4, label %loop4, label %mid
+        loop4:                                   ; 4 samples per step
+          %t4 = phi i64 [0, %entry], [%t4n, %loop4]
+          %s0g0.a = phi <4 x double> [%s0g0.0, %entry], [%p0g0.a3, %loop4]
+          ...                                    ; loads, transposes, `body`, stores
+        mid:
+          %s0g0.m = phi <4 x double> [%s0g0.0, %entry], [%p0g0.a3, %loop4]
+          br i1 %rest, label %loop, label %exit
+        loop:                                    ; one sample per step
+          ...
+        exit:
+          %s0g0.f = phi <4 x double> [%s0g0.m, %mid], [%p0g0.one, %loop]
+          store <4 x double> %s0g0.f, ptr %s0g0.ptr, align 8
+          ret void
+        }
+
+    A loop's state phis take the values the body leaves at the end of the step, known only
+    once the body is emitted: each loop is emitted first, then put after its phis
+    (`_loop_block`).
     """
     fi, fo = IR_ELEMENTS[in_dtype], IR_ELEMENTS[out_dtype]
-    groups = lanes // width
     V = f"<{width} x double>"
     out = [f"declare {V} @llvm.fma.v{width}f64({V}, {V}, {V})", *declares, ""]
     out.append(
@@ -231,31 +244,112 @@ def loop_ir(
     )
     out.append("entry:")
     out += entry
+    init = _load_state(out, lanes, width, n_state_rows)
+    for lane in range(lanes):
+        out.append(f"  %xpp{lane} = getelementptr ptr, ptr %xp, i64 {lane}")
+        out.append(f"  %x{lane} = load ptr, ptr %xpp{lane}")
+        out.append(f"  %ypp{lane} = getelementptr ptr, ptr %yp, i64 {lane}")
+        out.append(f"  %y{lane} = load ptr, ptr %ypp{lane}")
+    steps = {"lanes": lanes, "width": width, "fi": fi, "fo": fo, "body": body}
+    # ---------------------------------------------------------------- 4 samples per step
+    # (8 or 16 samples per step, in one wavefront, measured no faster)
+    out.append("  %n4 = and i64 %n, -4")
+    out.append("  %has4 = icmp sgt i64 %n4, 0")
+    out.append("  br i1 %has4, label %loop4, label %mid")
+    four = partial(_four_samples, **steps)
+    end4 = _loop_block(out, ("loop4", "entry", "a"), _COUNTER4, _LATCH4, init, V, four)
+    mid = _join_block(out, ("mid", "m"), (init, "entry"), (end4, "loop4"), V)
+    out.append("  %rest = icmp slt i64 %n4, %n")
+    out.append("  br i1 %rest, label %loop, label %exit")
+    # ---------------------------------------------------------------- one sample per step
+    one = partial(_one_sample, **steps)
+    end1 = _loop_block(out, ("loop", "mid", "b"), _COUNTER1, _LATCH1, mid, V, one)
+    final = _join_block(out, ("exit", "f"), (mid, "mid"), (end1, "loop"), V)
+    for k, name in final.items():
+        out.append(f"  store {V} {name}, ptr %{k}.ptr, align 8")
+    out.append("  ret void")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# the two loops' counters and latches (counter update, exit test, branch)
+_COUNTER4 = "%t4 = phi i64 [0, %entry], [%t4n, %loop4]"
+_LATCH4 = ("%t4n = add i64 %t4, 4", "%more4 = icmp slt i64 %t4n, %n4")
+_LATCH4 += ("br i1 %more4, label %loop4, label %mid",)
+_COUNTER1 = "%t = phi i64 [%n4, %mid], [%t1, %loop]"
+_LATCH1 = ("%t1 = add i64 %t, 1", "%done = icmp eq i64 %t1, %n")
+_LATCH1 += ("br i1 %done, label %exit, label %loop",)
+
+
+def _join_block(
+    out: list[str],
+    names: tuple[str, str],
+    first: tuple[dict[str, str], str],
+    second: tuple[dict[str, str], str],
+    vec: str,
+) -> dict[str, str]:
+    """Emit block `names[0]` where two paths meet: a phi per state register (suffix
+    `names[1]`) of its values on the `first` and `second` (state, block) edges."""
+    label, suffix = names
+    (a, a_block), (b, b_block) = first, second
+    out.append(f"{label}:")
+    joined = {}
+    for k in a:
+        joined[k] = f"%{k}.{suffix}"
+        out.append(f"  {joined[k]} = phi {vec} [{a[k]}, %{a_block}], [{b[k]}, %{b_block}]")
+    return joined
+
+
+def _load_state(out: list[str], lanes: int, width: int, n_state_rows: int) -> dict[str, str]:
+    """Load every state row of every vector group into registers; returns their names."""
+    V = f"<{width} x double>"
     init: dict[str, str] = {}
     for row in range(n_state_rows):
-        for g in range(groups):
+        for g in range(lanes // width):
             key = f"s{row}g{g}"
             out.append(
                 f"  %{key}.ptr = getelementptr double, ptr %state, i64 {row * lanes + width * g}"
             )
             out.append(f"  %{key}.0 = load {V}, ptr %{key}.ptr, align 8")
             init[key] = f"%{key}.0"
-    for lane in range(lanes):
-        out.append(f"  %xpp{lane} = getelementptr ptr, ptr %xp, i64 {lane}")
-        out.append(f"  %x{lane} = load ptr, ptr %xpp{lane}")
-        out.append(f"  %ypp{lane} = getelementptr ptr, ptr %yp, i64 {lane}")
-        out.append(f"  %y{lane} = load ptr, ptr %ypp{lane}")
-    keys = list(init)
-    # ---------------------------------------------------------------- 4 samples per step
-    # (8 or 16 samples per step, in one wavefront, measured no faster)
-    out.append("  %n4 = and i64 %n, -4")
-    out.append("  %has4 = icmp sgt i64 %n4, 0")
-    out.append("  br i1 %has4, label %loop4, label %mid")
-    out.append("loop4:")
-    out.append("  %t4 = phi i64 [0, %entry], [%t4n, %loop4]")
-    for k in keys:
-        out.append(f"  %{k}.a = phi {V} [{init[k]}, %entry], [@END_{k}@, %loop4]")
-    state = {k: f"%{k}.a" for k in keys}
+    return init
+
+
+def _loop_block(
+    out: list[str],
+    names: tuple[str, str, str],
+    counter_phi: str,
+    latch: tuple[str, ...],
+    init: dict[str, str],
+    vec: str,
+    emit: Callable[[list[str], dict[str, str]], None],
+) -> dict[str, str]:
+    """Emit a loop block. `names` = (label, the block it is entered from, suffix of its state
+    registers): the counter phi, one phi per state register (%{key}.{suffix}: `init` on entry,
+    the step's end value on the back edge), what `emit` produces for one step, then the
+    `latch` lines (counter update and branch). Returns the state's names at the end of the
+    step."""
+    label, entered_from, suffix = names
+    state = {k: f"%{k}.{suffix}" for k in init}
+    step: list[str] = []
+    emit(step, state)  # updates `state` to the end-of-step names
+    out.append(f"{label}:")
+    out.append(f"  {counter_phi}")
+    for k in init:
+        out.append(
+            f"  %{k}.{suffix} = phi {vec} [{init[k]}, %{entered_from}], [{state[k]}, %{label}]"
+        )
+    out += step
+    out += [f"  {line}" for line in latch]
+    return state
+
+
+def _four_samples(
+    out: list[str], state: dict[str, str], lanes: int, width: int, fi: str, fo: str, body: Body
+) -> None:
+    """One step of the main loop: 4 samples of every lane (vector loads, 4x4 transposes to
+    time-major vectors), `body`, and back (transposes, vector stores)."""
+    groups = lanes // width
     rows = []
     for lane in range(lanes):
         out.append(f"  %xa{lane}.a = getelementptr {fi}, ptr %x{lane}, i64 %t4")
@@ -279,24 +373,16 @@ def loop_ir(
                 val = f"%yt{lane}.a"
             out.append(f"  %ya{lane}.a = getelementptr {fo}, ptr %y{lane}, i64 %t4")
             out.append(f"  store <4 x {fo}> {val}, ptr %ya{lane}.a, align 4")
-    out[:] = [_fill(line, state) for line in out]  # the loop head's phis take the end states
-    out.append("  %t4n = add i64 %t4, 4")
-    out.append("  %more4 = icmp slt i64 %t4n, %n4")
-    out.append("  br i1 %more4, label %loop4, label %mid")
-    out.append("mid:")
-    for k in keys:
-        out.append(f"  %{k}.m = phi {V} [{init[k]}, %entry], [{state[k]}, %loop4]")
-    init = {k: f"%{k}.m" for k in keys}
-    out.append("  %rest = icmp slt i64 %n4, %n")
-    out.append("  br i1 %rest, label %loop, label %exit")
-    # ---------------------------------------------------------------- one sample per step
-    out.append("loop:")
-    out.append("  %t = phi i64 [%n4, %mid], [%t1, %loop]")
-    for k in keys:
-        out.append(f"  %{k}.b = phi {V} [{init[k]}, %mid], [@END_{k}@, %loop]")
-    state = {k: f"%{k}.b" for k in keys}
+
+
+def _one_sample(
+    out: list[str], state: dict[str, str], lanes: int, width: int, fi: str, fo: str, body: Body
+) -> None:
+    """One step of the remainder loop: one sample of every lane gathered into vectors,
+    `body`, and scattered back."""
+    V = f"<{width} x double>"
     vins = []
-    for g in range(groups):
+    for g in range(lanes // width):
         prev = f"{V} poison"
         for i in range(width):
             lane = width * g + i
@@ -310,7 +396,7 @@ def loop_ir(
             prev = f"{V} %vin{lane}"
         vins.append(f"%vin{width * g + width - 1}")
     vouts = body(out, [vins], state, ["one"])[0]
-    for g in range(groups):
+    for g in range(lanes // width):
         for i in range(width):
             lane = width * g + i
             out.append(f"  %ye{lane} = extractelement {V} {vouts[g]}, i32 {i}")
@@ -320,18 +406,6 @@ def loop_ir(
                 val = f"%yt{lane}"
             out.append(f"  %ya{lane} = getelementptr {fo}, ptr %y{lane}, i64 %t")
             out.append(f"  store {fo} {val}, ptr %ya{lane}")
-    out[:] = [_fill(line, state) for line in out]
-    out.append("  %t1 = add i64 %t, 1")
-    out.append("  %done = icmp eq i64 %t1, %n")
-    out.append("  br i1 %done, label %exit, label %loop")
-    out.append("exit:")
-    for k in keys:
-        out.append(f"  %{k}.f = phi {V} [{init[k]}, %mid], [{state[k]}, %loop]")
-    for k in keys:
-        out.append(f"  store {V} %{k}.f, ptr %{k}.ptr, align 8")
-    out.append("  ret void")
-    out.append("}")
-    return "\n".join(out) + "\n"
 
 
 def broadcast(out: list[str], name: str, index: int, width: int) -> None:
@@ -382,88 +456,6 @@ def kernel_ir(
         return [_gain(out, p, normalised, t, V) for p, t in zip(passes, tags, strict=True)]
 
     return loop_ir(lanes, width, in_dtype, out_dtype, entry, 2 * n_sections, body)
-
-
-def cache_dir() -> Path | None:
-    """Where compiled kernels are kept: $AUDIOFX_CACHE_DIR, else the user cache folder.
-
-    Returns None when no writable folder can be had (kernels are then compiled per process).
-    """
-    env = os.environ.get("AUDIOFX_CACHE_DIR")
-    base = (
-        Path(env)
-        if env
-        else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "audiofx"
-    )
-    folder = base / "kernels"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return folder if os.access(folder, os.W_OK) else None
-
-
-@cache
-def _target():  # type: ignore[no-untyped-def]
-    import llvmlite
-    import llvmlite.binding as llvm
-
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
-    machine = llvm.Target.from_default_triple().create_target_machine(
-        cpu=cpu, features=features, opt=3
-    )
-    tag = f"{llvmlite.__version__}|{llvm.get_default_triple()}|{cpu}|{features}"
-    return llvm, machine, tag
-
-
-_engines: list[object] = []  # keep execution engines (and their code) alive
-
-
-def compile_ir(ir: str, name: str) -> int:
-    """Compile LLVM IR text (or load its machine code from the disk cache) and return the
-    address of function `name`; the code stays loaded for the life of the process.
-
-    Raises:
-        ImportError: llvmlite is not installed.
-    """
-    with _lock:
-        llvm, machine, tag = _target()
-        key = hashlib.sha256((tag + ir).encode()).hexdigest()[:32]
-        folder = cache_dir()
-        path = folder / f"sos_{key}.o" if folder else None
-        cached = path.read_bytes() if path is not None and path.is_file() else None
-        module = llvm.parse_assembly(ir)
-        module.verify()
-        if cached is None:
-            options = llvm.create_pipeline_tuning_options(speed_level=3)
-            builder = llvm.create_pass_builder(machine, options)
-            builder.getModulePassManager().run(module, builder)
-        engine = llvm.create_mcjit_compiler(module, machine)
-
-        def notify(_module: object, buffer: bytes) -> None:
-            if path is not None and cached is None:
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                try:
-                    tmp.write_bytes(buffer)
-                    tmp.replace(path)
-                except OSError:
-                    pass
-
-        engine.set_object_cache(notify, lambda _module: cached)
-        engine.finalize_object()
-        _engines.append(engine)
-        return int(engine.get_function_address(name))
-
-
-def try_compile(ir: str, name: str, signature: type) -> KernelFn | None:
-    """`compile_ir` wrapped as a ctypes function of `signature`, or None when nothing can be
-    compiled here (no llvmlite, or a compiler that fails): callers then use numpy."""
-    try:
-        return signature(compile_ir(ir, name))
-    except Exception:  # any failure means: the caller's numpy path
-        return None
 
 
 KERNEL_SIGNATURE = ctypes.CFUNCTYPE(

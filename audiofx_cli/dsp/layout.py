@@ -6,7 +6,7 @@ transposes at 1-3 GB/s (an 8-channel 10 s float32 block: 4.3-8 ms, more than the
 takes); a compiled copy with the channel count fixed at compile time, which LLVM vectorises
 into wide loads and shuffles, takes 1.4-1.7 ms (0.3 ms for stereo) on the 2-core machine of
 docs/performance.md. Kernels are built per (channels, dtype, direction) through
-`iir_kernels.compile_ir` (cached on disk like the filter kernels). Without a compiler, numpy
+`jit.compile_ir` (cached on disk like the filter kernels). Without a compiler, numpy
 does the copy.
 """
 
@@ -18,7 +18,7 @@ from functools import cache
 import numpy as np
 
 from audiofx_cli import memory
-from audiofx_cli.dsp.iir_kernels import IR_ELEMENTS
+from audiofx_cli.dsp.jit import IR_ELEMENTS
 
 MAX_CHANNELS = 64  # above this numpy copies (one kernel per channel count is compiled)
 _SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
@@ -62,9 +62,9 @@ exit:
 @cache
 def _kernel(channels: int, element: str, to_rows: bool):  # type: ignore[no-untyped-def]
     """The compiled copy, or None when nothing can be compiled here (numpy copies)."""
-    from audiofx_cli.dsp import iir_kernels
+    from audiofx_cli.dsp import jit
 
-    return iir_kernels.try_compile(_ir(channels, element, to_rows), "copy", _SIGNATURE)
+    return jit.try_compile(_ir(channels, element, to_rows), "copy", _SIGNATURE)
 
 
 def _copy(src: np.ndarray, shape: tuple[int, int], to_rows: bool) -> np.ndarray | None:

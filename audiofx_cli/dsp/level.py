@@ -15,7 +15,8 @@ import math
 import torch
 from torch import Tensor
 
-FADE_SHAPES = ("linear", "exponential", "logarithmic", "cosine")
+from audiofx_cli.dsp.level_targets import FADE_SHAPES
+
 EXP_FADE_RANGE_DB = 100.0
 
 

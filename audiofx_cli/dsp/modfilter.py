@@ -8,7 +8,7 @@
   (`butter(2, [f_lo, f_hi])`), Hilbert envelope above 10 Hz scaled to the band's RMS.
 
 Every filter runs exactly (no grouping of coefficients, no truncated impulse responses) in
-`kernels`, with float64 state carried across chunks.
+`bank` and `prefilter`, with float64 state carried across chunks.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from scipy import signal
 from torch import Tensor
 
 from audiofx_cli import memory
-from audiofx_cli.dsp import bank, kernels
+from audiofx_cli.dsp import bank, prefilter
 from audiofx_cli.dsp.auditory import as_rows, from_rows
 
 # AMT arg_modfilterbank groups: (per-channel upper limit 0.25 fc, 150 Hz pre-filter, att_factor)
@@ -204,7 +204,9 @@ def _efilt_bank(
     # pre-filtered envelopes, in float64 as the band-passes take them
     v = memory.empty_array((rows, n_time), np.float64)
     lp = design.lowpass_sos
-    kernels.run_rows(kernels.prefilter_rows, rows, xn, out, design.pre, lp, state, v, cost=v.size)
+    prefilter.run_rows(
+        prefilter.prefilter_rows, rows, xn, out, design.pre, lp, state, v, cost=v.size
+    )
     row, slot = _slot_lanes(counts, n_slots, first=1)
     f = slots[row, slot]
     re, im = 4 + 2 * slot, 5 + 2 * slot  # where each slot's one-pole keeps Re / Im in state
@@ -257,8 +259,8 @@ def _sos_bank(
         src = memory.empty_array((rows, n_time), np.float64)  # pre-filtered rows
         pre_state = np.zeros((rows, 4))
         pre_state[:, :2] = state[:, :2]
-        kernels.run_rows(
-            kernels.prefilter_rows, rows, xn, out, pre, np.zeros(6), pre_state, src, cost=src.size
+        prefilter.run_rows(
+            prefilter.prefilter_rows, rows, xn, out, pre, np.zeros(6), pre_state, src, cost=src.size
         )
         state[:, :2] = pre_state[:, :2]
     row, slot = _slot_lanes(counts, n_slots, first=0)

@@ -23,7 +23,7 @@ from functools import cache
 
 import numpy as np
 
-from audiofx_cli.dsp import iir_kernels
+from audiofx_cli.dsp import jit
 
 _DRIVER_IR = """
 define void @driver(ptr %data) {
@@ -94,7 +94,7 @@ def _runtime() -> tuple[ctypes._CFuncPtr, int, int, int] | None:  # type: ignore
         parallel.restype = None
         thread_num = ctypes.cast(gomp.omp_get_thread_num, ctypes.c_void_p).value
         num_threads = ctypes.cast(gomp.omp_get_num_threads, ctypes.c_void_p).value
-        driver = iir_kernels.compile_ir(_DRIVER_IR, "driver")
+        driver = jit.compile_ir(_DRIVER_IR, "driver")
     except Exception:  # no libgomp, no symbols, no compiler: the caller's pool does the work
         return None
     return parallel, driver, int(thread_num or 0), int(num_threads or 0)

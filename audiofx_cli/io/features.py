@@ -27,26 +27,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from audiofx_cli.axes import FeatureAxes
 from audiofx_cli.errors import AudioFormatError, AudioWriteError, UsageError
 from audiofx_cli.io.behind import WriteBehind
 from audiofx_cli.io.npz_stream import NpzStream
-from audiofx_cli.stages.feature_axes import FeatureAxes, chain_axes
 
 FEATURE_SUFFIXES = (".npz", ".pt")
 _DTYPES = {None: "float32", "FLOAT": "float32", "DOUBLE": "float64"}
 _TILE_BYTES = 4 << 20  # `write` transposes and writes this much at a time
-
-
-def chain_dict(chain: Any) -> dict[str, Any]:
-    """The chain's stages and full parameters in ChainSpec.to_dict() form."""
-    stages = []
-    for stage in chain:
-        params = {
-            k: ([chain_dict(b)["stages"] for b in v] if k == "branches" else v)
-            for k, v in getattr(stage, "params", {}).items()
-        }
-        stages.append({getattr(stage, "stage_name", type(stage).__name__): params})
-    return {"stages": stages}
 
 
 def _json(value: Any) -> str:
@@ -60,9 +48,12 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=default)
 
 
-def metadata(axes: FeatureAxes, n_frames: int, chain: Any, source: str | None) -> dict[str, Any]:
-    """Everything stored beside `data`: axis names and coordinates, rates, chain, source."""
-    from audiofx_cli import __version__
+def metadata(
+    axes: FeatureAxes, n_frames: int, chain_spec: dict[str, Any] | None, source: str | None
+) -> dict[str, Any]:
+    """Everything stored beside `data`: axis names and coordinates, rates, the chain spec (a
+    `ChainSpec.to_dict()`, stored as JSON), source."""
+    from audiofx_cli._version import __version__
 
     meta: dict[str, Any] = {"axes": list(axes.names)}
     for name, values in axes.coords.items():
@@ -77,7 +68,7 @@ def metadata(axes: FeatureAxes, n_frames: int, chain: Any, source: str | None) -
         sample_rate=float(axes.sample_rate),
         frame_rate=float(axes.frame_rate),
         time_offset_s=float(axes.time_offset_s),
-        chain=_json(chain_dict(chain)) if chain is not None else "{}",
+        chain=_json(chain_spec) if chain_spec is not None else "{}",
         source=source or "",
         audiofx_version=__version__,
     )
@@ -106,11 +97,18 @@ class FeatureSink:
         path: target file; the format comes from its suffix.
         overwrite: replace an existing target.
         dtype: 'float32' or 'float64' for `data`.
+        chain_spec: the chain as `ChainSpec.to_dict()`, stored beside the data (None: '{}').
     """
 
     accepts_features = True
 
-    def __init__(self, path: str | Path, overwrite: bool = False, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        overwrite: bool = False,
+        dtype: str = "float32",
+        chain_spec: dict[str, Any] | None = None,
+    ) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in FEATURE_SUFFIXES:
@@ -118,7 +116,7 @@ class FeatureSink:
         self.format = suffix[1:]
         self.overwrite = overwrite
         self.dtype = np.dtype(dtype)
-        self.chain: Any = None
+        self.chain_spec = chain_spec
         self.source: str | None = None
         self.axes: FeatureAxes | None = None
         self.tmp: Path | None = None  # the temporary file being written (removed on abort)
@@ -130,15 +128,12 @@ class FeatureSink:
         self.peak = 0.0
         self.clipped = 0
 
-    def describe(self, chain: Any, source: str | None) -> None:
-        """Called by the engine before `open`: the chain (for its axes) and the input's name."""
-        self.chain, self.source = chain, source
+    def describe(self, axes: FeatureAxes, source: str) -> None:
+        """Called by the engine before `open`: the chain's output axes and the input's name."""
+        self.axes, self.source = axes, source
 
     def open(self, template: Tensor, sample_rate: float) -> None:
-        if self.chain is not None:
-            axes = chain_axes(self.chain, getattr(self.chain, "sample_rate", None))
-        else:
-            axes = FeatureAxes.audio(sample_rate)
+        axes = self.axes if self.axes is not None else FeatureAxes.audio(sample_rate)
         axes = axes.replace(frame_rate=float(sample_rate))
         if len(axes.names) != template.dim():
             names = tuple(f"dim{i}" for i in range(template.dim() - 1)) + ("time_s",)
@@ -195,7 +190,7 @@ class FeatureSink:
         try:
             if self._behind is not None:
                 self._behind.close()  # the last block written (or its error raised)
-            meta = metadata(self.axes, self.frames, self.chain, self.source)
+            meta = metadata(self.axes, self.frames, self.chain_spec, self.source)
             if isinstance(self._file, NpzStream):
                 self._file.finish(self.frames, meta)
                 final, self.tmp = self.tmp, None
@@ -231,14 +226,6 @@ class FeatureSink:
             self._file.close()
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
-
-
-def make_feature_sink(
-    path: Path, subtype: str | None, overwrite: bool
-) -> tuple[FeatureSink, str, str]:
-    """(sink, format, subtype) for a .npz / .pt output, as `api.make_sink` returns."""
-    dtype = feature_dtype(subtype)
-    return FeatureSink(path, overwrite, dtype), path.suffix.lower()[1:], dtype
 
 
 def _write_pt(

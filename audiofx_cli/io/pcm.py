@@ -7,7 +7,7 @@ docs/performance.md, against 0.8 s for the same run writing floats. This kernel 
 sample in one loop, with the same float64 arithmetic in the same order, so its integers are
 identical to numpy's (tested); the dither noise still comes from numpy's generator (drawn into
 a reused buffer), so the seeded noise sequence is unchanged. Built through
-`dsp.iir_kernels.compile_ir` (llvmlite, cached on disk); without it, numpy converts.
+`dsp.jit.compile_ir` (llvmlite, cached on disk); without it, numpy converts.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from functools import cache
 
 import numpy as np
 
-from audiofx_cli.dsp.iir_kernels import IR_ELEMENTS
+from audiofx_cli.dsp.jit import IR_ELEMENTS
 
 _SIGNATURE = ctypes.CFUNCTYPE(
     ctypes.c_int64,
@@ -93,9 +93,9 @@ exit:
 @cache
 def _kernel(element: str, out_int: str, dither: bool):  # type: ignore[no-untyped-def]
     """The compiled conversion, or None when nothing can be compiled here (numpy converts)."""
-    from audiofx_cli.dsp import iir_kernels
+    from audiofx_cli.dsp import jit
 
-    return iir_kernels.try_compile(_ir(element, out_int, dither), "quantize", _SIGNATURE)
+    return jit.try_compile(_ir(element, out_int, dither), "quantize", _SIGNATURE)
 
 
 def quantize_compiled(

@@ -282,11 +282,12 @@ def _processed_picture(reader: AudioReader, chain: Any, f_low_hz: float | None) 
     import torch
 
     from audiofx_cli.api import as_spec
+    from audiofx_cli.axes import chain_axes
     from audiofx_cli.chain.build import build_chain
     from audiofx_cli.chain.spec import check_rate
     from audiofx_cli.errors import ChainSpecError
+    from audiofx_cli.io.sinks import ChunkSink
     from audiofx_cli.stages.base import Stage
-    from audiofx_cli.stages.feature_axes import chain_axes
     from audiofx_cli.stream import run_chain
 
     info = reader.info
@@ -294,8 +295,7 @@ def _processed_picture(reader: AudioReader, chain: Any, f_low_hz: float | None) 
     try:
         check_rate(spec, info.sample_rate)
     except ChainSpecError as exc:
-        exc.args = (f"{info.path} ({info.sample_rate} Hz): {exc}",)
-        raise
+        raise exc.in_context(f"{info.path} ({info.sample_rate} Hz)") from None
     built = build_chain(spec, info.sample_rate)
     name = spec.name or (spec.source or "chain").removeprefix("preset:")
     axes = chain_axes(built, info.sample_rate)
@@ -310,7 +310,7 @@ def _processed_picture(reader: AudioReader, chain: Any, f_low_hz: float | None) 
         if isinstance(stage, Stage):
             expected = stage.output_frames(expected)
 
-    class _Sink:
+    class _Sink(ChunkSink):
         builder: PictureBuilder | None = None
 
         def open(self, template: torch.Tensor, sample_rate: float) -> None:

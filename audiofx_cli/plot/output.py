@@ -92,7 +92,7 @@ def save_figure(fig: Any, path: Path, dpi: float, overwrite: bool) -> None:
 
 
 def _metadata(fmt: str) -> dict[str, Any]:
-    from audiofx_cli import __version__
+    from audiofx_cli._version import __version__
 
     software = f"audiofx {__version__}"
     if fmt == "png":

@@ -15,12 +15,12 @@ import torch
 from scipy import signal
 from torch import Tensor
 
-from audiofx_cli.chain.params import ParamError
+from audiofx_cli.axes import FeatureAxes
 from audiofx_cli.dsp import auditory as dsp
 from audiofx_cli.dsp.iir import sos_zeros_state, sosfilt
 from audiofx_cli.dsp.modfilter import hilbert_envelope
+from audiofx_cli.errors import ParamError
 from audiofx_cli.stages.base import Stage, State
-from audiofx_cli.stages.feature_axes import FeatureAxes
 
 
 def _rows(x: Tensor) -> int:

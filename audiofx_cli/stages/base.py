@@ -16,7 +16,9 @@ aligned with the input and has the same length.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import inspect
+from functools import cache
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +26,27 @@ from torch import Tensor, nn
 from audiofx_cli.errors import ChainSpecError
 
 State = Any
+
+
+class Origin(Protocol):
+    """Where a stage was declared (a chain spec's `StageSpec`): locates errors found while
+    running at the stage's YAML line."""
+
+    def error(self, key: str | None, message: str) -> ChainSpecError: ...
+
+
+@cache
+def constructor_defaults(cls: type) -> dict[str, Any]:
+    """The keyword defaults of a stage class's constructor and of the constructors it passes
+    `**kwargs` on to (its bases'), the nearest first: its parameters' defaults, which the
+    registry test keeps equal to the YAML definitions."""
+    defaults: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass) and issubclass(klass, Stage):
+            for name, param in inspect.signature(klass.__init__).parameters.items():
+                if param.default is not inspect.Parameter.empty:
+                    defaults[name] = param.default
+    return defaults
 
 
 class Stage(nn.Module):
@@ -64,13 +87,24 @@ class Stage(nn.Module):
         copies). Stages override it when they can; this default just steps."""
         return self.step(x, state)
 
-    spec: Any = None  # the StageSpec it was built from (set by chain.build), for errors
+    # ----------------------------------------------------------------- set by the chain builder
+    origin: Origin | None = None  # where the stage was declared (None: built directly)
+    extra_defaults: ClassVar[dict[str, Any]] = {}  # defaults of keys taken through **kwargs
+
+    def set_origin(self, origin: Origin) -> None:
+        """Called by the chain builder: errors found while running name the YAML line."""
+        self.origin = origin
+
+    def connect(self, previous: list[nn.Module]) -> None:
+        """Called by the chain builder after construction with the modules before this one in
+        the chain; feature stages read their axes here (e.g. the centre frequencies of an
+        earlier gammatone stage). Raises ParamError like the constructor. Default: nothing."""
 
     def spec_error(self, key: str | None, message: str) -> ChainSpecError:
         """An error found while running (e.g. a channel the input lacks), located at the
         stage's YAML line when the stage was built from a chain spec."""
-        if self.spec is not None:
-            return self.spec.error(key, message)
+        if self.origin is not None:
+            return self.origin.error(key, message)
         return ChainSpecError(message, stage=f"stage '{self.stage_name}'", key=key)
 
     @property
@@ -129,16 +163,24 @@ class Stage(nn.Module):
         return result
 
     def extra_repr(self) -> str:
-        from audiofx_cli.chain.registry import get_stage
-
-        stage_def = get_stage(self.stage_name)
+        """The parameters that differ from their defaults (julius's `simple_repr`)."""
+        defaults = {**constructor_defaults(type(self)), **self.extra_defaults}
         shown = []
         for key, value in self.params.items():
-            param = stage_def.param(key) if stage_def else None
-            if param is not None and not param.required and param.default == value:
+            if key in defaults and _same(defaults[key], value):
                 continue
             shown.append(f"{key}={value!r}")
         return ", ".join(shown)
+
+
+def _same(default: Any, value: Any) -> bool:
+    """A value equal to its default (None stands for an empty container default)."""
+    if default is None and value in ({}, []):
+        return True
+    try:
+        return bool(default == value)
+    except (TypeError, ValueError, RuntimeError):  # arrays and tensors: always shown
+        return False
 
 
 def step_module(module: nn.Module, x: Tensor, state: State) -> tuple[Tensor, State]:

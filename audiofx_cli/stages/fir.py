@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from audiofx_cli.chain.defs.fir import read_taps_file
 from audiofx_cli.dsp import design
 from audiofx_cli.dsp.fir import fir_filter, fir_zeros_history
+from audiofx_cli.io.chain_files import read_taps_file
 from audiofx_cli.stages.base import Stage, State
 
 
@@ -70,6 +70,7 @@ class FIRDesigned(FIRFilter):
     """Windowed-sinc FIR designed with scipy.signal.firwin (`fir`)."""
 
     stage_name = "fir"
+    extra_defaults = {"pass": "lowpass"}  # 'pass' is a Python keyword: taken through **kwargs
 
     def __init__(
         self,
@@ -81,7 +82,7 @@ class FIRDesigned(FIRFilter):
         compensate_delay: bool = True,
         **kwargs: Any,
     ) -> None:
-        pass_type = kwargs.pop("pass", "lowpass")  # 'pass' is a Python keyword
+        pass_type = kwargs.pop("pass", self.extra_defaults["pass"])
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
         coefficients = design.fir_taps(pass_type, cutoff_hz, sample_rate, taps, window, kaiser_beta)

@@ -11,12 +11,27 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from audiofx_cli.dsp.fir import fir_filter, fir_zeros_history
 from audiofx_cli.dsp.iir import sos_zeros_state, sosfilt
 from audiofx_cli.dsp.lti import FIRPart, Part, SOSPart
-from audiofx_cli.stages.base import Stage, State
+from audiofx_cli.stages.base import Chain, Stage, State
+
+
+def stage_operator(module: nn.Module) -> list[Part] | None:
+    """Parts of a stage or a chain of stages, or None when any of it is not LTI."""
+    if isinstance(module, Chain):
+        parts: list[Part] = []
+        for stage in module:
+            op = stage_operator(stage)
+            if op is None:
+                return None
+            parts += op
+        return parts
+    if isinstance(module, Stage) and not module.needs_analysis:
+        return module.linear_operator()
+    return None
 
 
 class FusedLTI(Stage):

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from audiofx_cli.chain.defs.level import DEFAULT_TARGETS_DB
 from audiofx_cli.dsp.level import fade_gain
+from audiofx_cli.dsp.level_targets import DEFAULT_TARGETS_DB
 from audiofx_cli.dsp.loudness import LoudnessMeter, TruePeakMeter
 from audiofx_cli.errors import UsageError
 from audiofx_cli.stages.base import Stage, State

@@ -14,13 +14,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from audiofx_cli.chain.params import ParamError
+from audiofx_cli.axes import FeatureAxes, chain_axes
 from audiofx_cli.dsp import modfilter as dsp
 from audiofx_cli.dsp.iir import sos_zeros_state, sosfilt
-from audiofx_cli.errors import UsageError
+from audiofx_cli.errors import ParamError, UsageError
 from audiofx_cli.stages.auditory import WholeSignalStage
 from audiofx_cli.stages.base import Stage, State
-from audiofx_cli.stages.feature_axes import FeatureAxes, chain_axes
 
 
 class ModulationFilterbank(Stage):

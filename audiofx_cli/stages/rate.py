@@ -12,7 +12,6 @@ import math
 import torch
 from torch import Tensor
 
-from audiofx_cli.chain.params import ParamError
 from audiofx_cli.dsp.resample import (
     MAX_KERNEL,
     QUALITIES,
@@ -21,6 +20,7 @@ from audiofx_cli.dsp.resample import (
     ratio,
     zeros_buffer,
 )
+from audiofx_cli.errors import ParamError
 from audiofx_cli.stages.base import Stage, State
 
 

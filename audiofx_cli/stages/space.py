@@ -13,10 +13,10 @@ import torch
 from scipy import signal
 from torch import Tensor
 
-from audiofx_cli.chain.defs.space import read_ir
-from audiofx_cli.chain.params import ParamError
 from audiofx_cli.dsp import reverb as fv
 from audiofx_cli.dsp.convolve import fft_size, ir_spectrum, overlap_save
+from audiofx_cli.errors import ParamError
+from audiofx_cli.io.chain_files import read_ir
 from audiofx_cli.stages.base import State
 from audiofx_cli.stages.delays import TailStage
 

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from audiofx_cli.chain.params import ParamError
+from audiofx_cli.axes import FeatureAxes, chain_axes
 from audiofx_cli.dsp import spectral as dsp
-from audiofx_cli.errors import ProcessingError
+from audiofx_cli.errors import ParamError, ProcessingError
 from audiofx_cli.stages.base import Stage, State
-from audiofx_cli.stages.feature_axes import FeatureAxes, chain_axes
 
 
 class _TopDb:

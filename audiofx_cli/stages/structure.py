@@ -8,8 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from audiofx_cli.chain.params import ParamError
+from audiofx_cli.dsp.lti import parallel
+from audiofx_cli.errors import ParamError
 from audiofx_cli.stages.base import Chain, Stage, State
+from audiofx_cli.stages.fused import stage_operator
 
 _ALLOWED_PACKAGES = {"torch.nn": "torch.nn", "torchaudio.transforms": "torchaudio.transforms"}
 
@@ -37,9 +39,6 @@ class Parallel(Stage):
         }
 
     def linear_operator(self) -> list[Any] | None:
-        from audiofx_cli.chain.fuse import stage_operator
-        from audiofx_cli.dsp.lti import parallel
-
         branches = [stage_operator(branch) for branch in self.branches]
         if any(b is None for b in branches):
             return None

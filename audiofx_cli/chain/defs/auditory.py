@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from audiofx_cli.chain.params import Param, ParamError, StageDef, _fmt
+from audiofx_cli.chain.params import Param, StageDef, _fmt
+from audiofx_cli.errors import ParamError
 
 _IMPL = "audiofx_cli.stages.auditory"
 _MOD = "audiofx_cli.stages.modfilterbank"

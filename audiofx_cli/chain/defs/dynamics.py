@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiofx_cli.chain.params import Param, ParamError, StageDef
+from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.errors import ParamError
 
 DETECTORS = ("peak", "rms")
 _IMPL = "audiofx_cli.stages.dynamics"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from audiofx_cli.chain.params import Param, ParamError, StageDef
+from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.errors import ParamError
+from audiofx_cli.io.chain_files import read_taps_file
 
 FIR_PASSES = ("lowpass", "highpass", "bandpass", "bandstop")
 FIR_WINDOWS = (
@@ -28,32 +29,6 @@ FIR_WINDOWS = (
 MAX_TAPS = 1_000_001
 
 _IMPL = "audiofx_cli.stages.fir"
-
-
-def read_taps_file(path: str | Path) -> Any:
-    """Read FIR taps from .npy (1-D) or a text file of numbers (whitespace/comma separated).
-
-    Raises:
-        ParamError: the file is missing, unreadable, not 1-D, empty or has non-finite values.
-    """
-    import numpy as np
-
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".npy":
-            taps = np.load(path, allow_pickle=False)
-        else:
-            taps = np.array(path.read_text().replace(",", " ").split(), dtype=np.float64)
-    except FileNotFoundError:
-        raise ParamError("file", f"taps file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise ParamError("file", f"cannot read taps from {path}: {exc}") from None
-    taps = np.asarray(taps, dtype=np.float64)
-    if taps.ndim != 1 or taps.size == 0:
-        raise ParamError("file", f"{path} must hold a non-empty 1-D array, got shape {taps.shape}")
-    if not np.all(np.isfinite(taps)):
-        raise ParamError("file", f"{path} holds NaN or Inf values")
-    return taps
 
 
 def _check_fir(params: dict[str, Any], sample_rate: float | None) -> None:

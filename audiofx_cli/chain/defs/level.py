@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiofx_cli.chain.params import Param, ParamError, StageDef
-
-NORMALIZE_MODES = ("peak", "rms", "lufs")
-# target_db when none is given: peak -1 dBFS, rms -20 dBFS, lufs -23 LUFS (EBU R128)
-DEFAULT_TARGETS_DB = {"peak": -1.0, "rms": -20.0, "lufs": -23.0}
-FADE_SHAPES = ("linear", "exponential", "logarithmic", "cosine")
+from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.dsp.level_targets import FADE_SHAPES, NORMALIZE_MODES
+from audiofx_cli.errors import ParamError
 
 
 def _check_normalize(params: dict[str, Any], sample_rate: float | None) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from audiofx_cli.chain.params import Param, ParamError, StageDef
+from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.errors import ParamError
 
 _IMPL = "audiofx_cli.stages.modulation"
 

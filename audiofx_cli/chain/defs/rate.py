@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from audiofx_cli.chain.params import Param, ParamError, StageDef
+from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.errors import ParamError
 
 QUALITY_NAMES = ("low", "medium", "high", "very_high")
 MAX_PHASES = 4096

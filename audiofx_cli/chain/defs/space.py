@@ -11,37 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from audiofx_cli.chain.defs.delays import tail_param
-from audiofx_cli.chain.params import Param, ParamError, StageDef
+from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.errors import ParamError
 
 _IMPL = "audiofx_cli.stages.space"
-MAX_IR_SECONDS = 60.0
-
-
-def read_ir(path: str | Path) -> tuple[Any, int]:
-    """Read an impulse response: ((channels, taps) float64 array, sample rate).
-
-    Raises:
-        ParamError: missing or unreadable file, empty, too long, or non-finite values.
-    """
-    import numpy as np
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.is_file():
-        raise ParamError("ir", f"impulse response file not found: {path}")
-    try:
-        data, rate = sf.read(path, dtype="float64", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise ParamError("ir", f"cannot read impulse response {path}: {exc}") from None
-    if data.shape[0] == 0:
-        raise ParamError("ir", f"impulse response {path} is empty")
-    if data.shape[0] > MAX_IR_SECONDS * rate:
-        raise ParamError(
-            "ir", f"impulse response {path} is {data.shape[0] / rate:.1f} s long (at most 60 s)"
-        )
-    if not np.all(np.isfinite(data)):
-        raise ParamError("ir", f"impulse response {path} holds NaN or Inf values")
-    return data.T.copy(), int(rate)
 
 
 def _check_convolve(params: dict[str, Any], sample_rate: float | None) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiofx_cli.chain.params import Param, ParamError, StageDef, _fmt
+from audiofx_cli.chain.params import Param, StageDef, _fmt
+from audiofx_cli.errors import ParamError
 
 _IMPL = "audiofx_cli.stages.spectral"
 WINDOWS = ("hann", "hamming", "blackman", "rectangular")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from audiofx_cli.chain.params import Param, ParamError, StageDef
+from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.errors import ParamError
 
 MODULE_PREFIXES = ("torch.nn.", "torchaudio.transforms.")
 _MODULE_NAME = re.compile(r"^(torch\.nn|torchaudio\.transforms)\.[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,4 +1,4 @@
-"""Compiled (numba) recursions for the auditory stages that are not filterbanks.
+"""The modulation filterbank's pre-filter and low-pass per row, compiled with numba.
 
 The filterbanks (gammatone bands, the modulation filterbanks' band-passes, King 2019's
 band-passes) and the adaptation loops run on the lanes engine (`audiofx_cli.dsp.bank`). What
