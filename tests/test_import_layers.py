@@ -7,7 +7,8 @@
     3  stages                                     nn.Modules over dsp
     4  chain                                      spec, registry, build, fusion
     5  stream, api, features, analysis            the engine and the library surface
-    6  batch, bench, plot, server, integrations   what runs the library
+    6  batch, bench, plot, server, integrations,  what runs the library
+       ray_data
     7  cli, __main__                              the command line
 
 The package's `__init__` (which re-exports `api` lazily) sits above them all; no module imports
@@ -30,8 +31,8 @@ LAYERS = [
     ("io",),
     ("stages",),
     ("chain",),
-    ("stream", "api", "features", "analysis", "ray_data"),
-    ("batch", "bench", "plot", "server", "integrations"),
+    ("stream", "api", "features", "analysis"),
+    ("batch", "bench", "plot", "server", "integrations", "ray_data"),
     ("cli", "__main__"),
 ]
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}
