@@ -339,7 +339,7 @@ def test_plot_without_matplotlib_gives_the_install_hint(tmp_path):
         [sys.executable, "-c", code, png], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2, result.stderr
-    assert "pip install 'audiofx[plot]'" in result.stderr
+    assert "pip install 'audiofx-cli[plot]'" in result.stderr
     assert "torch" not in result.stderr and not (tmp_path / "p.png").exists()
 
 

@@ -157,7 +157,7 @@ def test_missing_matplotlib_prints_the_install_hint_and_exits_2(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 2, result.stderr
-    assert "pip install 'audiofx[plot]'" in result.stderr
+    assert "pip install 'audiofx-cli[plot]'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "r.png").exists()
 
@@ -201,7 +201,7 @@ def test_help_has_examples(runner, command):
     assert "Example" in result.output
     assert f"audiofx {command}" in result.output
     if command == "plot":
-        assert "pip install 'audiofx[plot]'" in result.output  # not eaten as rich markup
+        assert "pip install 'audiofx-cli[plot]'" in result.output  # not eaten as rich markup
 
 
 def test_misspelt_command_suggests_the_right_one():

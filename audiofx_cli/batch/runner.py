@@ -160,7 +160,7 @@ def _run_ray(
     try:
         import ray
     except ImportError:
-        raise UsageError("--executor ray needs Ray: pip install 'audiofx[ray]'") from None
+        raise UsageError("--executor ray needs Ray: pip install 'audiofx-cli[ray]'") from None
     address = os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         ray.init(

@@ -18,7 +18,7 @@ from typing import Any
 from audiofx_cli.errors import UsageError
 
 INSTALL_HINT = (
-    "--plot needs matplotlib, which is not installed: pip install 'audiofx[plot]' "
+    "--plot needs matplotlib, which is not installed: pip install 'audiofx-cli[plot]' "
     "(or pip install matplotlib)"
 )
 

@@ -28,7 +28,7 @@ EXAMPLES = """
 INPUT is a chain (YAML file or preset name: frequency response of its linear stages, static
 curves of compressor/limiter/gate), an audio file (waveform and log-frequency spectrogram;
 with --chain the processed version below, same scales), or a .npz feature file.
-Needs matplotlib: pip install 'audiofx\\[plot]'. Exit codes: 0 written, 1 failed, 2 usage error.
+Needs matplotlib: pip install 'audiofx-cli\\[plot]'. Exit codes: 0 written, 1 failed, 2 usage error.
 """
 
 CHAIN_SUFFIXES = (".yaml", ".yml")

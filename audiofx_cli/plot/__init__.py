@@ -3,7 +3,7 @@
 The data behind every plot is computed by plain functions returning numpy arrays
 (`response.chain_response`, `audio.file_picture_data`, `features.load_feature_file`), so tests
 check numbers, not pixels. Drawing needs matplotlib, an optional extra
-(``pip install 'audiofx[plot]'``); it is imported only when a figure is drawn, always with the
+(``pip install 'audiofx-cli[plot]'``); it is imported only when a figure is drawn, always with the
 non-interactive Agg backend.
 """
 
@@ -13,7 +13,7 @@ from types import ModuleType
 
 from audiofx_cli.errors import UsageError
 
-INSTALL_HINT = "pip install 'audiofx[plot]'"
+INSTALL_HINT = "pip install 'audiofx-cli[plot]'"
 
 
 def require_matplotlib() -> ModuleType:
