@@ -23,7 +23,7 @@ import torch
 from audiofx_cli import load_chain
 from audiofx_cli.batch.inputs import discover, select_shard, shard_of
 from audiofx_cli.cli.main import app
-from tests.conftest import CLI, file_hash, run_cli, unit_noise, write_audio
+from tests.conftest import CLI, file_hash, needs_sox, run_cli, unit_noise, write_audio
 
 CHAIN = "name: clean\nstages:\n  - highpass: {cutoff_hz: 100, order: 2}\n  - gain: {gain_db: -6}\n"
 
@@ -497,7 +497,7 @@ def test_pipes_stdin_to_stdout(tmp_path, speech_file):
     assert failed.returncode == 1 and failed.stdout == b""
 
 
-@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed (apt-get install sox)")
+@needs_sox
 def test_sox_pipeline(tmp_path):
     cmd = (
         f"sox -n -t wav - synth 1 sine 440 gain -6 | {sys.executable} -m audiofx_cli process - "
