@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "audiofx_cli"]  # the CLI of this checkout, in a subprocess
 REQUIRE_SOX = os.environ.get("AUDIOFX_REQUIRE_SOX") == "1"
 REQUIRE_GPU = os.environ.get("AUDIOFX_REQUIRE_GPU") == "1"
+# the device tests/test_gpu.py runs on: cuda, or cpu to check those tests where there is no GPU
+GPU_TEST_DEVICE = os.environ.get("AUDIOFX_GPU_TEST_DEVICE", "cuda")
 
 # SoX reference tests: skipped without sox, unless AUDIOFX_REQUIRE_SOX=1 (CI), where a missing
 # sox stops the run at its start instead (see pytest_sessionstart)
@@ -48,7 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """`gpu` tests run where CUDA is available and are skipped with a reason elsewhere; with
     AUDIOFX_REQUIRE_GPU=1 a machine without CUDA is an error, never a silent skip."""
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
-    if not gpu_items or cuda_available():
+    if not gpu_items or cuda_available() or not GPU_TEST_DEVICE.startswith("cuda"):
         return
     import torch
 
