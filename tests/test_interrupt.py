@@ -53,6 +53,12 @@ def kill_group(proc: subprocess.Popen) -> None:
                 pass
 
 
+def assert_interrupted(proc: subprocess.Popen, stderr: str) -> None:
+    """Exit 130 with the one-line message, no traceback."""
+    assert proc.returncode == 130, stderr
+    assert "audiofx: error: interrupted" in stderr and "Traceback" not in stderr, stderr
+
+
 def group_gone(pgid: int, timeout_s: float = 20.0) -> bool:
     """Whether every process of the run's process group (the CLI and its workers) has ended."""
     deadline = time.monotonic() + timeout_s
@@ -91,17 +97,18 @@ def check_interrupted_batch(src: Path, out: Path, report: Path, before: dict[str
     """Exit 130 was checked by the caller. No temporary or partial file; inputs untouched; the
     report says interrupted, lists every committed output as ok and nothing else; each
     committed output is whole and right."""
-    assert not [p for p in out.rglob("*") if p.name.startswith(".") or "audiofx-tmp" in p.name]
+    left = [p.name for p in out.rglob("*") if p.name.startswith(".") or "audiofx-tmp" in p.name]
+    assert not left, f"temporary files left: {left}"
     assert hashes(src) == before
     doc = json.loads(report.read_text())
     summary = doc["summary"]
-    assert summary["interrupted"] is True
+    assert summary["interrupted"] is True, summary
     assert summary["files"] == len(before)
     assert summary["done"] == len(doc["files"]) == summary["ok"]
     ok_outputs = {Path(f["output"]) for f in doc["files"] if f["status"] == "ok"}
     on_disk = {p for p in out.rglob("*") if p.is_file()}
-    assert on_disk == ok_outputs, "the report and the output folder disagree"
-    assert 1 <= len(on_disk) < len(before), "the interrupt should land mid-batch"
+    assert on_disk == ok_outputs, f"report {sorted(ok_outputs)} != on disk {sorted(on_disk)}"
+    assert 1 <= len(on_disk) < len(before), f"not mid-batch: {len(on_disk)} of {len(before)}"
     for entry in doc["files"]:
         got = sf.read(entry["output"], dtype="float64", always_2d=True)[0]
         want = expected_output(Path(entry["input"]))
@@ -109,35 +116,52 @@ def check_interrupted_batch(src: Path, out: Path, report: Path, before: dict[str
         assert np.max(np.abs(got - want)) < PCM16_TOLERANCE, entry["output"]
 
 
-def test_ctrl_c_stops_a_parallel_batch(tmp_path):
-    """Ctrl-C reaches the CLI and its two workers at once (the terminal's process group). It is
-    sent while the group is stopped right after the first output was committed, with another
-    file still being written, so it lands mid-file."""
-    src = make_takes(tmp_path / "in", count=6, seconds=3.0)
-    before = hashes(src)
+def start_batch(
+    tmp_path: Path, count: int, *options: str
+) -> tuple[Path, Path, Path, subprocess.Popen]:
+    """A batch of `count` 3 s takes in its own process group (as a shell job is): returns the
+    input folder, the output folder, the report path and the running CLI."""
+    src = make_takes(tmp_path / "in", count, seconds=3.0)
     (tmp_path / "clean.yaml").write_text(CHAIN)
     out, report = tmp_path / "out", tmp_path / "report.json"
     proc = subprocess.Popen(
         [*CLI, "process", str(src), "-c", str(tmp_path / "clean.yaml"), "--out-dir", str(out),
-         "--jobs", "2", "--chunk-seconds", "0.02", "--json", str(report), "-q"],
+         "--chunk-seconds", "0.02", "--json", str(report), "-q", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "RAY_ADDRESS": ""},  # Ray: a local cluster of this machine
     )  # fmt: skip
+    return src, out, report, proc
+
+
+def committed(out: Path) -> list[Path]:
+    return sorted(out.glob("take*.wav")) if out.exists() else []
+
+
+def test_ctrl_c_stops_a_parallel_batch(tmp_path):
+    """Ctrl-C reaches the CLI and its two workers at once (the terminal's process group). It is
+    sent while the group is stopped with at least one output committed and another file being
+    written, so it lands mid-file."""
+    src, out, report, proc = start_batch(tmp_path, 6, "--jobs", "2")
+    before = hashes(src)
     try:
 
-        def committed() -> list[Path]:
-            return sorted(out.glob("take*.wav")) if out.exists() else []
+        def stopped_mid_file() -> bool:
+            if not committed(out):
+                return False
+            os.killpg(proc.pid, signal.SIGSTOP)
+            time.sleep(0.05)  # every process of the group has stopped
+            if list(out.glob(".*.audiofx-tmp")):
+                return True
+            os.killpg(proc.pid, signal.SIGCONT)  # between two files: look again
+            return False
 
-        wait_until(lambda: bool(committed()), proc, "the first output was committed")
-        os.killpg(proc.pid, signal.SIGSTOP)
-        in_flight = list(out.glob(".*.audiofx-tmp"))
-        assert in_flight and len(committed()) < 6, "no file in progress to interrupt"
+        wait_until(stopped_mid_file, proc, "an output was committed with another in progress")
         os.killpg(proc.pid, signal.SIGINT)  # delivered as the group resumes
         os.killpg(proc.pid, signal.SIGCONT)
         _, stderr = proc.communicate(timeout=120)
     finally:
         kill_group(proc)
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert_interrupted(proc, stderr)
     assert group_gone(proc.pid), "a worker outlived the interrupted batch"
     check_interrupted_batch(src, out, report, before)
 
@@ -146,22 +170,14 @@ def test_ctrl_c_stops_a_ray_batch(tmp_path):
     """Ctrl-C on the driver of a local Ray cluster: running tasks are cancelled (each removes its
     temporary file), queued ones never start, and nothing is written after the driver exits."""
     pytest.importorskip("ray", reason="ray not installed (pip install 'audiofx-cli[ray]')")
-    src = make_takes(tmp_path / "in", count=8, seconds=3.0)
+    src, out, report, proc = start_batch(tmp_path, 8, "--executor", "ray")
     before = hashes(src)
-    (tmp_path / "clean.yaml").write_text(CHAIN)
-    out, report = tmp_path / "out", tmp_path / "report.json"
-    proc = subprocess.Popen(
-        [*CLI, "process", str(src), "-c", str(tmp_path / "clean.yaml"), "--out-dir", str(out),
-         "--executor", "ray", "--chunk-seconds", "0.02", "--json", str(report), "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "RAY_ADDRESS": ""},
-    )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
-        while not (out.exists() and list(out.glob("take*.wav"))):
+        while not committed(out):
             if proc.poll() is not None:
                 _, stderr = proc.communicate()
-                if proc.returncode != 0 and not list(out.glob("take*.wav")):
+                if proc.returncode != 0:
                     pytest.skip(f"Ray could not start here: {stderr.strip()[-300:]}")
                 pytest.fail(f"the Ray batch ended (exit {proc.returncode}) before Ctrl-C")
             assert time.monotonic() < deadline, "no output committed in 180 s"
@@ -170,8 +186,7 @@ def test_ctrl_c_stops_a_ray_batch(tmp_path):
         _, stderr = proc.communicate(timeout=120)
     finally:
         kill_group(proc)
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert_interrupted(proc, stderr)
     written = sorted(out.rglob("*"))
     time.sleep(2.0)  # cancelled tasks must not go on writing after the driver has gone
     assert sorted(out.rglob("*")) == written
@@ -231,8 +246,7 @@ def test_ctrl_c_stops_a_pipe_run(tmp_path, phase):
         stdout, stderr = proc.stdout.read(), proc.stderr.read().decode()
     finally:
         kill_group(proc)
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert_interrupted(proc, stderr)
     assert stdout == b""
     assert not list(spool_dir.iterdir()), "a spooled input or temporary output was left"
     summary = json.loads(report.read_text())["summary"]

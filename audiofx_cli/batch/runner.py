@@ -202,16 +202,19 @@ def _run_ray(
             address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
         )
     remote = ray.remote(num_cpus=1)(run_task)
-    refs = {remote.remote(task, spec, options): task for task in tasks}
-    unreported = list(refs)
+    slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    queue = list(tasks)
+    running: dict[Any, Task] = {}  # at most one task per CPU: Ctrl-C has none queued to cancel
     try:
-        while unreported:
-            done, _ = ray.wait(unreported, num_returns=1)
+        while queue or running:
+            while queue and len(running) < slots:
+                task = queue.pop(0)
+                running[remote.remote(task, spec, options)] = task
+            done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:
-                unreported.remove(ref)
-                on_result(_ray_result(ray, ref, refs[ref]))
+                on_result(_ray_result(ray, ref, running.pop(ref)))
     except KeyboardInterrupt:
-        _stop_ray_tasks(ray, unreported, refs, on_result)
+        _stop_ray_tasks(ray, running, on_result)
         raise
 
 
@@ -228,17 +231,25 @@ def _ray_result(ray: Any, ref: Any, task: Task) -> FileResult:
 
 
 def _stop_ray_tasks(
-    ray: Any, refs: list[Any], tasks: dict[Any, Task], on_result: Callable[[FileResult], None]
+    ray: Any, running: dict[Any, Task], on_result: Callable[[FileResult], None]
 ) -> None:
-    """On Ctrl-C: cancel what has not finished (a running task gets a KeyboardInterrupt and
-    removes its temporary output; a queued one never starts), wait for the cancellations, and
-    report the files that were finished all the same. Without this, tasks go on writing
-    outputs after the driver has gone, or die with the local cluster mid-file."""
-    for ref in refs:
+    """On Ctrl-C: report what has finished, cancel the rest (a running task gets a
+    KeyboardInterrupt and removes its temporary output), wait for the cancellations, and report
+    the files that were finished all the same. Without this, tasks go on writing outputs after
+    the driver has gone, or die with the local cluster mid-file. Finished tasks are never
+    cancelled: Ray 2.60 can abort the driver when a cancel races a task's completion
+    ("Tried to complete task that was not pending")."""
+    if not running:
+        return
+    refs = list(running)
+    finished, unfinished = ray.wait(refs, num_returns=len(refs), timeout=0)
+    for ref in unfinished:
         ray.cancel(ref)
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=RAY_STOP_TIMEOUT_S)
-    for ref in ready:
-        result = _ray_result(ray, ref, tasks[ref])
+    stopped = []
+    if unfinished:
+        stopped, _ = ray.wait(unfinished, num_returns=len(unfinished), timeout=RAY_STOP_TIMEOUT_S)
+    for ref in [*finished, *stopped]:
+        result = _ray_result(ray, ref, running[ref])
         if result.error is None or not result.error.startswith("ray task failed"):
             on_result(result)
 
