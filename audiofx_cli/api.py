@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 from collections.abc import Iterator
@@ -206,6 +207,7 @@ def process_file(
         sink, fmt, out_subtype = make_sink(
             output_path, info.subtype, subtype, overwrite, dither, spec.to_dict()
         )
+        temps_before = _temporary_files(output_path)
         try:
             stats = _stream_file(reader, built, sink, chunk_seconds, torch_device, dtype, sanitize)
             exact_length = not info.subtype.startswith("MPEG_")  # mp3 lengths are estimates
@@ -214,12 +216,12 @@ def process_file(
             )
             sink.commit()
         except ChainSpecError as exc:  # found while running: name the file too
-            sink.abort()
+            _abort(sink, output_path, temps_before)
             raise exc.in_context(
                 f"{input_path} ({info.channels} ch, {info.sample_rate} Hz)"
             ) from None
         except BaseException:
-            sink.abort()
+            _abort(sink, output_path, temps_before)
             raise
     return ProcessReport(
         input=str(input_path),
@@ -239,6 +241,22 @@ def process_file(
         device=str(torch_device),
         sanitized_samples=stats.sanitized,
     )
+
+
+def _temporary_files(output: Path) -> set[Path]:
+    """The sinks' temporary files for `output`: `.NAME.XXXXXXXX.audiofx-tmp` (or `...tmp.raw`)."""
+    return set(output.parent.glob(f".{glob.escape(output.name)}.*.audiofx-tmp*"))
+
+
+def _abort(sink: FileSink, output: Path, temps_before: set[Path]) -> None:
+    """Abort the sink, then remove any temporary file for `output` made since `temps_before`:
+    a Ctrl-C landing between the creation of a temporary file and the sink holding its name
+    (inside `tempfile.mkstemp`, or while libsndfile opens it) leaves one the sink cannot see."""
+    try:
+        sink.abort()
+    finally:
+        for path in _temporary_files(output) - temps_before:
+            path.unlink(missing_ok=True)
 
 
 def _check_request(

@@ -1,6 +1,7 @@
 """Batch processing end to end on a generated corpus: mixed formats, rates and channel counts plus
 every kind of bad file. Each bad file gets a one-line reason, the batch goes on, nothing partial
-is left, inputs are byte-for-byte unchanged; shards partition; resume completes a killed run."""
+is left, inputs are byte-for-byte unchanged; resume completes a killed run; inputs that change or
+vanish mid-batch fail alone. (Shards: tests/test_shards.py; Ctrl-C: tests/test_interrupt.py.)"""
 
 from __future__ import annotations
 
@@ -21,9 +22,8 @@ import soundfile as sf
 import torch
 
 from audiofx_cli import load_chain
-from audiofx_cli.batch.inputs import discover, select_shard, shard_of
 from audiofx_cli.cli.main import app
-from tests.conftest import CLI, file_hash, run_cli, unit_noise, write_audio
+from tests.conftest import CLI, file_hash, needs_sox, run_cli, unit_noise, write_audio
 
 CHAIN = "name: clean\nstages:\n  - highpass: {cutoff_hz: 100, order: 2}\n  - gain: {gain_db: -6}\n"
 
@@ -101,14 +101,19 @@ def chain_file(tmp_path: Path) -> Path:
     return path
 
 
-def expected_output(path: Path) -> np.ndarray:
-    data, rate = sf.read(path, dtype="float64", always_2d=True)
+def expected_output_of(data: np.ndarray, rate: int) -> np.ndarray:
+    """CHAIN in float64 on (channels, frames) samples, as (frames, channels)."""
     chain = load_chain(
         [{"highpass": {"cutoff_hz": 100, "order": 2}}, {"gain": {"gain_db": -6}}],
         rate,
         dtype=torch.float64,
     )
-    return chain(torch.from_numpy(data.T.copy())).numpy().T
+    return chain(torch.from_numpy(np.ascontiguousarray(data))).numpy().T
+
+
+def expected_output(path: Path) -> np.ndarray:
+    data, rate = sf.read(path, dtype="float64", always_2d=True)
+    return expected_output_of(data.T, rate)
 
 
 def test_folder_batch_end_to_end(tmp_path, corpus, chain_file, runner):
@@ -162,62 +167,31 @@ def test_folder_batch_end_to_end(tmp_path, corpus, chain_file, runner):
     assert len(errors) == len(BAD)
 
 
-def test_sanitize_replaces_nan(tmp_path, corpus, chain_file, runner):
+def test_sanitize_replaces_nan_by_zero_and_inf_by_one(tmp_path, chain_file, runner):
+    """The documented substitution (NaN -> 0, +-Inf -> +-1), checked through the chain against
+    its float64 reference on the substituted input: an impulse of 1 at an Inf sample shows."""
+    data = 0.4 * unit_noise(2, 8000, seed=5)
+    bad = {(0, 100): np.nan, (0, 2000): np.inf, (1, 3000): -np.inf, (1, 5000): np.inf}
+    for (channel, frame), value in bad.items():
+        data[channel, frame] = value
+    src = tmp_path / "in"
+    src.mkdir()
+    write_audio(src / "bad.wav", data, 16000, "FLOAT")
     out = tmp_path / "out"
     result = runner.invoke(
         app,
-        [
-            "process",
-            str(corpus / "nan.wav"),
-            "-c",
-            str(chain_file),
-            "--out-dir",
-            str(out),
-            "--sanitize",
-            "--json",
-            str(tmp_path / "r.json"),
-            "-q",
-        ],
-    )
+        ["process", str(src), "-c", str(chain_file), "--out-dir", str(out), "--sanitize",
+         "--json", str(tmp_path / "r.json"), "-q"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     entry = json.loads((tmp_path / "r.json").read_text())["files"][0]
-    assert entry["sanitized_samples"] == 1
-    assert np.all(np.isfinite(sf.read(out / "nan.wav")[0]))
-
-
-def test_shards_partition_exactly(tmp_path, corpus, chain_file, runner):
-    items = discover([str(corpus)], recursive=True)
-    keys = [item.key for item in items]
-    for n in (1, 2, 3, 7):
-        shards = [select_shard(items, k, n) for k in range(1, n + 1)]
-        flat = [item.key for shard in shards for item in shard]
-        assert sorted(flat) == sorted(keys) and len(flat) == len(set(flat))
-    assert shard_of("sub/f.wav", 16) == shard_of("sub/f.wav", 16)  # deterministic
-    good = tmp_path / "good"
-    shutil.copytree(corpus, good, ignore=shutil.ignore_patterns(*BAD))
-    written = []
-    for k in (1, 2, 3):
-        out = tmp_path / "sharded"
-        result = runner.invoke(
-            app,
-            [
-                "process",
-                str(good),
-                "-c",
-                str(chain_file),
-                "--out-dir",
-                str(out),
-                "-r",
-                "--shard",
-                f"{k}/3",
-                "-q",
-            ],
-        )
-        assert result.exit_code == 0, result.output
-        now = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-        written.append(set(now) - set().union(*written) if written else set(now))
-    total = set().union(*written)
-    assert sum(len(w) for w in written) == len(total) == len(GOOD)
+    assert entry["status"] == "ok" and entry["sanitized_samples"] == len(bad)
+    substituted = np.nan_to_num(data.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+    reference = expected_output_of(substituted.astype(np.float64), 16000)
+    got = sf.read(out / "bad.wav", dtype="float64", always_2d=True)[0]
+    assert np.max(np.abs(got - reference)) < 2e-5
+    zeroed = expected_output_of(np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0), 16000)
+    assert np.max(np.abs(got - zeroed)) > 0.4  # the Inf samples did become +-1, not 0
 
 
 def test_names_globs_and_collisions(tmp_path, chain_file, runner):
@@ -423,7 +397,7 @@ def test_disk_full_fails_one_file_and_keeps_going(tmp_path, chain_file):
     assert sorted(p.name for p in out.iterdir()) == ["small.wav"]
 
 
-def test_vanished_and_changed_inputs(tmp_path, chain_file, runner):
+def test_input_changed_mid_file(tmp_path, chain_file, runner):
     src = tmp_path / "in"
     src.mkdir()
     long = write_audio(src / "long.wav", 0.3 * unit_noise(2, 44100 * 20), 44100)
@@ -453,6 +427,48 @@ def test_vanished_and_changed_inputs(tmp_path, chain_file, runner):
     assert proc.returncode == 1, stderr
     assert "changed while it was processed" in stderr
     assert not any((tmp_path / "out").iterdir())
+
+
+def test_inputs_vanishing_mid_batch(tmp_path, chain_file):
+    """Serial batch a, b, c. While a is being processed (the run is stopped there, its temporary
+    output present, so b and c are not yet opened), a and c are deleted: a vanished while it
+    was read, c after planning and before it is read. Both fail with their reason, b is
+    processed, nothing partial is left, the exit code is 1."""
+    src = tmp_path / "in"
+    src.mkdir()
+    write_audio(src / "a.wav", 0.3 * unit_noise(2, 44100 * 20, seed=1), 44100)
+    for name in ("b.wav", "c.wav"):
+        write_audio(src / name, 0.3 * unit_noise(1, 8000, seed=2), 16000)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [*CLI, "process", str(src), "-c", str(chain_file), "--out-dir", str(out),
+         "--chunk-seconds", "0.01", "--json", str(report), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while not list(out.glob(".a.wav.*audiofx-tmp")) if out.exists() else True:
+            assert proc.poll() is None and time.time() < deadline, "a.wav was never started"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGSTOP)
+        assert list(out.glob(".a.wav.*audiofx-tmp")), "a.wav finished before it could vanish"
+        (src / "a.wav").unlink()
+        (src / "c.wav").unlink()
+        proc.send_signal(signal.SIGCONT)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, stderr
+    files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert files["a.wav"]["status"] == "failed"
+    assert "input vanished while it was processed; output discarded" in files["a.wav"]["error"]
+    assert files["c.wav"]["status"] == "failed" and "c.wav: no such file" in files["c.wav"]["error"]
+    assert files["b.wav"]["status"] == "ok"
+    assert sorted(p.name for p in out.iterdir()) == ["b.wav"]
+    assert sf.info(out / "b.wav").frames == 8000
+    assert stderr.count("audiofx: error:") == 2
 
 
 def test_pipes_stdin_to_stdout(tmp_path, speech_file):
@@ -497,7 +513,7 @@ def test_pipes_stdin_to_stdout(tmp_path, speech_file):
     assert failed.returncode == 1 and failed.stdout == b""
 
 
-@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed (apt-get install sox)")
+@needs_sox
 def test_sox_pipeline(tmp_path):
     cmd = (
         f"sox -n -t wav - synth 1 sine 440 gain -6 | {sys.executable} -m audiofx_cli process - "

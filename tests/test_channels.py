@@ -7,7 +7,6 @@ tolerance (2^-32 is 2.3e-10). SoX comparisons: `channels 1` (mean), `remix 2 1`,
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,11 +17,10 @@ import torch
 
 from audiofx_cli import load_chain
 from audiofx_cli.errors import ChainSpecError
-from tests.conftest import unit_noise
+from tests.conftest import needs_sox, unit_noise
 
 RATE = 8000
 SOX_TOL = 1e-8
-needs_sox = pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
 
 
 def run(stage, x: np.ndarray, rate: int = RATE) -> np.ndarray:

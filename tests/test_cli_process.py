@@ -3,6 +3,7 @@ every bad input: one clear line, the documented exit code, no output left, input
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -188,7 +189,16 @@ BAD_CASES = [
         2,
         "channels.yaml:2:16: stage 1 'channels': key 'map': channel index 3 does not exist",
     ),
-    ("good", ["-c", "vocal", "--device", "cuda"], 2, "CUDA is not available"),
+    pytest.param(
+        "good",
+        ["-c", "vocal", "--device", "cuda"],
+        2,
+        "CUDA is not available",
+        marks=pytest.mark.skipif(
+            torch.cuda.is_available(), reason="CUDA is available here (tests/test_gpu.py)"
+        ),
+        id="CUDA is not available",
+    ),
     ("good", ["-c", "vocal", "--device", "gpu"], 2, "unknown device 'gpu'"),
     ("good", ["-c", "vocal", "--precision", "float16"], 2, "unknown precision"),
     ("good", ["-c", "vocal", "--chunk-seconds", "0"], 2, "--chunk-seconds must be > 0"),
@@ -208,7 +218,11 @@ BAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("key,extra,code,fragment", BAD_CASES, ids=[c[3][:28] for c in BAD_CASES])
+@pytest.mark.parametrize(
+    "key,extra,code,fragment",
+    BAD_CASES,
+    ids=[c.id if hasattr(c, "id") else c[3][:28] for c in BAD_CASES],
+)
 def test_bad_inputs(tmp_path, runner, key, extra, code, fragment):
     files = bad_case_files(tmp_path)
     (tmp_path / "nyquist.yaml").write_text("stages:\n  - lowpass: {cutoff_hz: 9000}\n")
@@ -275,6 +289,7 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
     src = write_audio(tmp_path / "long.wav", 0.5 * unit_noise(2, 44100 * 60, seed=2), 44100)
     before = file_hash(src)
     out = tmp_path / "out.wav"
+    report = tmp_path / "report.json"
     proc = subprocess.Popen(
         [
             *CLI,
@@ -286,6 +301,8 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
             str(out),
             "--chunk-seconds",
             "0.005",  # many small chunks: the processing pass takes seconds
+            "--json",
+            str(report),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -302,6 +319,45 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
     assert not out.exists()
     assert not list(tmp_path.glob("*.audiofx-tmp"))
     assert file_hash(src) == before
+    doc = json.loads(report.read_text())  # written also after Ctrl-C, as a batch's is
+    assert doc["summary"]["interrupted"] is True and doc["files"] == []
+
+
+def tiny_then_loud(path: Path) -> Path:
+    """2 s at 1e-36 of full scale, then 1 s at half scale (float WAV, 16 kHz)."""
+    x = unit_noise(1, 48000, seed=9)
+    x[:, :32000] *= 1e-36
+    x[:, 32000:] *= 0.5
+    return write_audio(path, x, 16000, "FLOAT")
+
+
+@pytest.mark.parametrize("fuse,frame", [("--no-fuse", 32000), ("--fuse", 0)])
+def test_chain_overflow_fails_the_file_and_writes_nothing(tmp_path, runner, fuse, frame):
+    """NaN / Inf made by the chain, not found in the input: four +200 dB gains (1e40) overflow
+    float32. Unfused, the quiet first 2 s come out finite (1e4) and are written to the temporary
+    file before the loud part overflows; fused, the folded gain is already infinite in float32.
+    Either way: exit 1, one line naming the file and the frame, nothing written, the input
+    untouched, and the --json report says why."""
+    src = tiny_then_loud(tmp_path / "in.wav")
+    before = file_hash(src)
+    chain = tmp_path / "boost.yaml"
+    chain.write_text("stages:\n" + "  - gain: {gain_db: 200}\n" * 4)
+    out, report = tmp_path / "out.wav", tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        ["process", str(src), "-c", str(chain), "-o", str(out), fuse, "--chunk-seconds", "0.1",
+         "--json", str(report)],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    message = (
+        f"audiofx: error: {src}: the chain produced NaN or Inf samples (near output frame "
+        f"{frame}); nothing was written"
+    )
+    assert result.stderr.strip().splitlines() == [message]
+    assert not out.exists() and not list(tmp_path.glob("*audiofx-tmp*"))
+    assert file_hash(src) == before
+    entry = json.loads(report.read_text())["files"][0]
+    assert entry["status"] == "failed" and "produced NaN or Inf" in entry["error"]
 
 
 def test_help_stages_validate_do_not_import_torch():

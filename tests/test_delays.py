@@ -7,7 +7,6 @@ SoX's length (SoX drains the delay line).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from audiofx_cli import load_chain
 from audiofx_cli.dsp.delays import MIN_BLOCK_DELAY
 from audiofx_cli.errors import ChainSpecError
-from tests.conftest import unit_noise
+from tests.conftest import needs_sox, unit_noise
 
 RATE = 8000
 
@@ -71,7 +70,7 @@ def test_echo_impulse_response_is_analytic():
     np.testing.assert_allclose(y, expected, atol=1e-15)
 
 
-@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
+@needs_sox
 def test_echo_against_sox(tmp_path):
     x = 0.4 * unit_noise(2, 4000, seed=3)
     src, out = tmp_path / "in.wav", tmp_path / "out.wav"

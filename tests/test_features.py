@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from audiofx_cli import features, process_file
-from audiofx_cli.errors import AudioFormatError, UsageError
+from audiofx_cli.errors import AudioFormatError, ProcessingError, UsageError
 from tests.conftest import run_cli, write_audio
 
 RATE = 16000
@@ -117,7 +117,7 @@ def test_failed_run_leaves_nothing(tmp_path, am_file):
     out = tmp_path / "f.npz"
     chain = [{"spectrogram": {"n_fft": 4096, "pad_mode": "reflect"}}]
     short = write_audio(tmp_path / "short.wav", np.zeros((1, 100)), RATE, "FLOAT")
-    with pytest.raises(Exception, match="reflect"):
+    with pytest.raises(ProcessingError, match=r"pad_mode reflect needs more than n_fft // 2"):
         process_file(short, out, chain)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if "audiofx-tmp" in p.name]

@@ -14,7 +14,6 @@ All comparisons run in float64 with tolerance 1e-10 unless noted.
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 
 import numpy as np
@@ -25,7 +24,7 @@ from scipy import signal
 
 from audiofx_cli import load_chain
 from audiofx_cli.errors import ChainSpecError
-from tests.conftest import unit_noise
+from tests.conftest import needs_sox, unit_noise
 
 RATE = 8000
 
@@ -61,7 +60,7 @@ def test_tremolo_analytic(shape):
         np.testing.assert_allclose(y[c], gain * x[c], atol=1e-12)
 
 
-@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
+@needs_sox
 def test_tremolo_against_sox(tmp_path):
     x = 0.5 * unit_noise(2, 8000, seed=2)
     src, out = tmp_path / "in.wav", tmp_path / "out.wav"

@@ -4,7 +4,6 @@ cookbook's analog prototypes (with f0 pre-warped), analytic gains, and SoX's imp
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 import warnings
 
@@ -15,7 +14,7 @@ import torch
 from scipy import signal
 
 from audiofx_cli import load_chain
-from tests.conftest import unit_noise
+from tests.conftest import needs_sox, unit_noise
 
 RATE = 48000
 
@@ -124,7 +123,7 @@ SOX_EFFECTS = [
 ]
 
 
-@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed (apt-get install sox)")
+@needs_sox
 @pytest.mark.parametrize("stage,effect", SOX_EFFECTS, ids=lambda v: str(v)[:30])
 def test_biquads_match_sox(tmp_path, stage, effect):
     x = 0.25 * unit_noise(2, 24000, seed=7)

@@ -14,7 +14,6 @@ start/end transients of the references):
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 
 import numpy as np
@@ -27,7 +26,7 @@ from audiofx_cli import load_chain
 from audiofx_cli.cli.main import app
 from audiofx_cli.dsp.resample import QUALITIES
 from audiofx_cli.errors import ChainSpecError
-from tests.conftest import unit_noise, write_audio
+from tests.conftest import needs_sox, unit_noise, write_audio
 
 PAIRS = [(44100, 48000), (48000, 16000), (16000, 44100)]
 SINE_SNR_DB = {"low": 55.0, "medium": 75.0, "high": 95.0, "very_high": 120.0}
@@ -79,7 +78,7 @@ def test_against_resample_poly(src, dst):
     assert snr_db(y, default_ref) > 55.0  # limited by resample_poly's default filter
 
 
-@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
+@needs_sox
 @pytest.mark.parametrize("src,dst", PAIRS)
 def test_against_sox_rate(tmp_path, src, dst):
     edge = 0.9 * min(src, dst) / 2

@@ -23,6 +23,7 @@ from audiofx_cli.chain.spec import ChainSpec
 from audiofx_cli.errors import AudiofxError, UsageError
 
 EXECUTORS = ("local", "ray")
+RAY_STOP_TIMEOUT_S = 30.0  # how long Ctrl-C waits for cancelled Ray tasks to clean up
 
 
 @dataclass
@@ -60,12 +61,38 @@ def _remove_stale_temps(output: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+@dataclass
+class _WorkerState:
+    """A pool worker's stop flag: set by Ctrl-C (SIGINT to the terminal's process group) or
+    by the SIGTERM the parent sends on an interrupt."""
+
+    stopping: bool = False
+    busy: bool = False  # a task is running (else a signal must not interrupt the pool's loop)
+
+
+_worker = _WorkerState()
+
+
+def _stop_worker(signum: int, frame: object) -> None:
+    """Abort the file in progress (its temporary output is removed on the way out) and start no
+    other: the executor's loop takes the KeyboardInterrupt as the task's outcome and would
+    otherwise go on with the tasks already queued to this worker. An idle worker only notes it
+    (an exception there would break the executor's loop, not stop a task)."""
+    first = not _worker.stopping
+    _worker.stopping = True
+    if first and _worker.busy:  # once: a second signal must not break the clean-up
+        raise KeyboardInterrupt
+
+
 def run_task(task: Task, spec: ChainSpec, options: BatchOptions) -> FileResult:
     """Process one file; every error becomes a failed FileResult (KeyboardInterrupt excepted)."""
     from audiofx_cli.api import process_file  # torch, in the worker
 
+    if _worker.stopping:  # a pool worker told to stop: queued tasks never start
+        raise KeyboardInterrupt
     result = FileResult(str(task.input), str(task.output), "ok")
     start = time.perf_counter()
+    _worker.busy = True
     try:
         if task.output.exists() and options.skip_existing:
             result.status, result.error = "skipped", "output exists"
@@ -88,24 +115,27 @@ def run_task(task: Task, spec: ChainSpec, options: BatchOptions) -> FileResult:
     except Exception as exc:  # a bug must not stop the batch either
         result.status, result.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
     finally:
+        _worker.busy = False
         result.processing_s = time.perf_counter() - start
     return result
 
 
 def _init_worker(threads: int) -> None:
-    """Pool worker: share the cores fairly; SIGTERM cleans up like Ctrl-C."""
+    """Pool worker: share the cores fairly; SIGINT and SIGTERM stop it cleanly."""
     import torch
 
     torch.set_num_threads(threads)
-
-    def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _stop_worker)
+    signal.signal(signal.SIGINT, _stop_worker)
 
 
 def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _finished_ok(future: Future) -> bool:
+    """Whether a pool task ran to its end and returned a result (ok, failed or skipped)."""
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def _run_local(
@@ -126,6 +156,7 @@ def _run_local(
         initargs=(threads_per_job(jobs),),
     )
     futures: dict[Future, Task] = {}
+    reported: set[Future] = set()
     try:
         futures = {pool.submit(run_task, task, spec, options): task for task in tasks}
         pending = set(futures)
@@ -142,11 +173,15 @@ def _run_local(
                         "failed",
                         error=f"worker failed: {type(exc).__name__}: {exc}",
                     )
+                reported.add(future)
                 on_result(result)
     except KeyboardInterrupt:
         for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()  # workers abort their temporary files
+            process.terminate()  # workers abort the file in progress and start no other
         pool.shutdown(wait=True, cancel_futures=True)
+        for future in futures:  # files committed while the interrupt arrived: in the report
+            if future not in reported and _finished_ok(future):
+                on_result(future.result())
         raise
     pool.shutdown(wait=True)
 
@@ -167,21 +202,55 @@ def _run_ray(
             address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
         )
     remote = ray.remote(num_cpus=1)(run_task)
-    refs = {remote.remote(task, spec, options): task for task in tasks}
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            try:
-                result = ray.get(ref)
-            except Exception as exc:  # the Ray task or its worker failed
-                task = refs[ref]
-                result = FileResult(
-                    str(task.input),
-                    str(task.output),
-                    "failed",
-                    error=f"ray task failed: {type(exc).__name__}: {exc}",
-                )
+    slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    queue = list(tasks)
+    running: dict[Any, Task] = {}  # at most one task per CPU: Ctrl-C has none queued to cancel
+    try:
+        while queue or running:
+            while queue and len(running) < slots:
+                task = queue.pop(0)
+                running[remote.remote(task, spec, options)] = task
+            done, _ = ray.wait(list(running), num_returns=1)
+            for ref in done:
+                on_result(_ray_result(ray, ref, running.pop(ref)))
+    except KeyboardInterrupt:
+        _stop_ray_tasks(ray, running, on_result)
+        raise
+
+
+def _ray_result(ray: Any, ref: Any, task: Task) -> FileResult:
+    try:
+        return ray.get(ref)
+    except Exception as exc:  # the Ray task or its worker failed
+        return FileResult(
+            str(task.input),
+            str(task.output),
+            "failed",
+            error=f"ray task failed: {type(exc).__name__}: {exc}",
+        )
+
+
+def _stop_ray_tasks(
+    ray: Any, running: dict[Any, Task], on_result: Callable[[FileResult], None]
+) -> None:
+    """On Ctrl-C: report what has finished, cancel the rest (a running task gets a
+    KeyboardInterrupt and removes its temporary output), wait for the cancellations, and report
+    the files that were finished all the same. Without this, tasks go on writing outputs after
+    the driver has gone, or die with the local cluster mid-file. Finished tasks are never
+    cancelled: Ray 2.60 can abort the driver when a cancel races a task's completion
+    ("Tried to complete task that was not pending")."""
+    if not running:
+        return
+    refs = list(running)
+    finished, unfinished = ray.wait(refs, num_returns=len(refs), timeout=0)
+    for ref in unfinished:
+        ray.cancel(ref)
+    stopped = []
+    if unfinished:
+        stopped, _ = ray.wait(unfinished, num_returns=len(unfinished), timeout=RAY_STOP_TIMEOUT_S)
+    for ref in [*finished, *stopped]:
+        result = _ray_result(ray, ref, running[ref])
+        if result.error is None or not result.error.startswith("ray task failed"):
             on_result(result)
 
 

@@ -46,21 +46,38 @@ def _single(
     quiet: bool,
     json_path: str | None,
 ) -> None:
-    from audiofx_cli.api import process_file  # imports torch
-    from audiofx_cli.io.pipes import spooled_stdin, stdout_target
+    from audiofx_cli.batch.report import BatchSummary, write_json_report
+    from audiofx_cli.batch.runner import FileResult
 
-    with ExitStack() as stack:
-        source = stack.enter_context(spooled_stdin()) if input == "-" else Path(input)
-        if output == "-":
-            if not file_type:
-                raise UsageError("writing to stdout needs -t TYPE (wav, flac, ...)")
-            target = stack.enter_context(stdout_target(file_type))
-            kwargs = {**kwargs, "overwrite": True}
+    summary = BatchSummary(1)
+    write_report = json_path is not None
+    try:
+        report = _process_single(input, output, chain, kwargs, file_type)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    except Exception as exc:  # the report says why, as a batch's does (usage errors: none)
+        if getattr(exc, "exit_code", EXIT_FAILED) == EXIT_FAILED:
+            summary.results.append(FileResult(input, output, "failed", error=str(exc)))
         else:
-            if file_type and Path(output).suffix.lower() != f".{file_type.lower()}":
-                raise UsageError(f"-t {file_type} does not match the output name {output}")
-            target = Path(output)
-        report = process_file(source, target, chain, **kwargs)
+            write_report = False
+        raise
+    else:
+        summary.results.append(
+            FileResult(
+                input,
+                output,
+                "ok",
+                report.duration_s,
+                report.seconds,
+                report.peak_dbfs,
+                report.clipped_samples,
+                report.sanitized_samples,
+            )
+        )
+    finally:
+        if write_report:
+            write_json_report(Path(str(json_path)), summary, chain)
     shown = "-" if output == "-" else report.output
     if report.sanitized_samples:
         warn(f"{input}: replaced {report.sanitized_samples} NaN/Inf samples (--sanitize)")
@@ -71,21 +88,6 @@ def _single(
             f"({100 * report.clipped_samples / total:.3g} %); lower the gain or write "
             "--subtype FLOAT"
         )
-    if json_path:
-        from audiofx_cli.batch.report import BatchSummary, write_json_report
-        from audiofx_cli.batch.runner import FileResult
-
-        result = FileResult(
-            input,
-            output,
-            "ok",
-            report.duration_s,
-            report.seconds,
-            report.peak_dbfs,
-            report.clipped_samples,
-            report.sanitized_samples,
-        )
-        write_json_report(Path(json_path), BatchSummary(1, [result]), chain)
     if not quiet:
         if report.format in ("npz", "pt"):  # feature arrays: no peak or clipping to speak of
             what = (
@@ -101,6 +103,27 @@ def _single(
             f"{report.realtime_factor:.0f}x real time on {report.device})",
             err=True,
         )
+
+
+def _process_single(
+    input: str, output: str, chain: Any, kwargs: dict[str, Any], file_type: str | None
+) -> Any:
+    """One file, or a pipe: stdin spooled to a temporary file, stdout written once complete."""
+    from audiofx_cli.api import process_file  # imports torch
+    from audiofx_cli.io.pipes import spooled_stdin, stdout_target
+
+    with ExitStack() as stack:
+        source = stack.enter_context(spooled_stdin()) if input == "-" else Path(input)
+        if output == "-":
+            if not file_type:
+                raise UsageError("writing to stdout needs -t TYPE (wav, flac, ...)")
+            target = stack.enter_context(stdout_target(file_type))
+            kwargs = {**kwargs, "overwrite": True}
+        else:
+            if file_type and Path(output).suffix.lower() != f".{file_type.lower()}":
+                raise UsageError(f"-t {file_type} does not match the output name {output}")
+            target = Path(output)
+        return process_file(source, target, chain, **kwargs)
 
 
 def _batch(

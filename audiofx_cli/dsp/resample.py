@@ -17,8 +17,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch.nn.functional as F
 from torch import Tensor
+
+from audiofx_cli.dsp.fir import conv1d
 
 MAX_KERNEL = 1 << 24  # L x kernel width entries at most
 
@@ -98,6 +99,6 @@ def polyphase(buffer: Tensor, kernel: Tensor, down: int) -> tuple[Tensor, Tensor
         return buffer.new_zeros((*lead, 0)), buffer
     used = buffer[..., : (groups - 1) * down + width].reshape(-1, 1, (groups - 1) * down + width)
     weight = kernel.to(dtype=buffer.dtype, device=buffer.device).unsqueeze(1)
-    out = F.conv1d(used, weight, stride=down)  # (rows, up, groups)
+    out = conv1d(used, weight, stride=down)  # (rows, up, groups); no TF32 on CUDA
     y = out.transpose(1, 2).reshape(*lead, groups * up)
     return y, buffer[..., groups * down :]

@@ -257,6 +257,9 @@ class AtomicAudioWriter:
             raise AudioWriteError(
                 f"{self.path}: cannot write {format}/{subtype}: {_reason(exc)}"
             ) from None
+        except BaseException:  # Ctrl-C while opening: no writer exists yet to abort later
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def write(self, block: np.ndarray) -> None:
         """Append (frames, channels) float samples."""

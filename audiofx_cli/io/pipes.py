@@ -20,6 +20,16 @@ from audiofx_cli.errors import AudioReadError, AudioWriteError
 COPY_BLOCK = 1 << 20
 
 
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """What arrives on `stream`, one read at a time (`read1`), so that Python runs between
+    reads and Ctrl-C stops a run waiting on a stalled pipe. A plain `read(n)` (as in
+    `shutil.copyfileobj`) loops in C until n bytes have come: a SIGINT landing between two of
+    its reads was only noticed once the writer sent more than a megabyte or closed the pipe."""
+    read = getattr(stream, "read1", stream.read)
+    while chunk := read(COPY_BLOCK):
+        yield chunk
+
+
 @contextmanager
 def spooled_stdin(stream: BinaryIO | None = None) -> Iterator[Path]:
     """Copy stdin to a temporary file (deleted afterwards) and yield its path."""
@@ -28,7 +38,8 @@ def spooled_stdin(stream: BinaryIO | None = None) -> Iterator[Path]:
         path = Path(folder) / "stdin"
         try:
             with open(path, "wb") as spool:
-                shutil.copyfileobj(source, spool, COPY_BLOCK)
+                for chunk in _chunks(source):
+                    spool.write(chunk)
         except OSError as exc:
             raise AudioReadError(f"-: cannot read stdin: {exc.strerror or exc}") from None
         if path.stat().st_size == 0:

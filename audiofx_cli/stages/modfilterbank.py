@@ -189,7 +189,7 @@ class King2019Modulation(Stage):
         return self.method == "fir"
 
     def feature_axes(self, axes: FeatureAxes) -> FeatureAxes:
-        return axes.insert("mfc_hz", self.mfc_hz.numpy())
+        return axes.insert("mfc_hz", self.mfc_hz.cpu().numpy())  # a buffer: maybe on CUDA
 
     # ------------------------------------------------------------ fft / none
     def _bank(self, x: Tensor, state: np.ndarray | None = None) -> Tensor:
