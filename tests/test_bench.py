@@ -650,3 +650,24 @@ def test_progress_bar_prints_each_result_above_the_bar():
     text = out.getvalue()
     assert "iir 1 ch x 1 s scipy cpu: median 0.1 s, 5 runs, 0.441 M samples/s" in text
     assert "ETA 0:" in text
+
+
+def test_a_narrow_terminal_gets_the_plain_table_not_squeezed_cells():
+    import io
+
+    from rich.console import Console
+
+    from audiofx_cli.bench import report
+    from audiofx_cli.bench.runner import BenchResult, Row
+
+    row = Row("iir", "torchaudio", "cpu", "cpu", 8, 600.0, RATE, 8 * 20 * RATE, 5, 1)
+    row.repeats_done, row.slice_s, row.median_s, row.msamples_per_s = 3, 20.0, 2.87, 2.46
+    row.speedup_vs_scipy, row.rel_error, row.flag, row.budget = 0.18, 3.6e-6, "ok", "time budget"
+    machine = {"cpu_model": "cpu", "cpu_count": 2, "torch_version": "t", "threads": 2}
+    result = BenchResult([row], [], {**machine, "audiofx_version": "a", "load_1m": 0.0})
+    for width in (60, 250):
+        out = io.StringIO()
+        report.render(result, Console(file=out, width=width, force_terminal=True))
+        text = out.getvalue()
+        assert "…" not in text and "torchaudio" in text and "2.46*" in text
+        assert "3 runs on the first 20 s (time budget)" in text

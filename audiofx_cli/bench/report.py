@@ -205,8 +205,14 @@ def footer_line(result: BenchResult) -> str:
 
 
 def render(result: BenchResult, console: Any) -> None:
-    """The table on a rich console (cells fold, never cut), then notes, summary and footer."""
-    console.print(rich_table(result.rows))
+    """The table on a rich console, then notes, summary and footer. A console narrower than
+    the table gets the plain table (the terminal wraps its lines; no cell is squeezed)."""
+    plain = plain_table(result.rows)
+    table_width = max(len(line) for line in plain.splitlines()) + 3 * len(HEADERS)
+    if console.width >= table_width:
+        console.print(rich_table(result.rows))
+    else:
+        console.print(plain, **_PLAIN)
     for line in [*note_lines(result), "", *summary_lines(result), footer_line(result)]:
         console.print(f"  {line}" if line else "", **_PLAIN)
 
