@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from audiofx_cli.bench import report
+from audiofx_cli.bench.live import LogLines
 from audiofx_cli.bench.runner import BenchOptions, BenchResult, check_memory, run_bench
 from audiofx_cli.errors import AudiofxError
 
@@ -67,17 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 warmup=args.warmup,
             )
             check_memory(options)
-            start = time.perf_counter()
-
-            def show(text: str, done: float, start: float = start) -> None:
-                stamp = f"[{time.perf_counter() - start:7.0f} s] {text:70.70}"
-                if sys.stderr.isatty():
-                    print(f"\r{stamp}", end="", file=sys.stderr)
-                elif text.endswith("(prepare)"):  # in a log: one line per backend
-                    print(stamp.rstrip(), file=sys.stderr)
-
-            result = run_bench(options, show)
-            print(file=sys.stderr)
+            result = run_bench(options, LogLines(sys.stderr))  # a line per measurement
             rows += result.rows
             notes += [n for n in result.notes if n not in notes]
             machine = result.machine
@@ -93,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from rich.console import Console
 
-    report.render(BenchResult(rows, notes, machine), Console())
+    report.render(BenchResult(rows, notes, machine), Console())  # no time budget: in full
     print(f"wrote {out / 'bench.csv'} and plots in {out}", file=sys.stderr)
     return 0
 

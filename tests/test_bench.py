@@ -17,7 +17,7 @@ from scipy import signal
 
 from audiofx_cli.bench import backends as bk
 from audiofx_cli.bench.report import CSV_COLUMNS, read_csv
-from audiofx_cli.bench.runner import BenchOptions, check_memory, make_signal
+from audiofx_cli.bench.runner import BenchOptions, check_memory, estimate_bytes, make_signal, plan
 from audiofx_cli.bench.suites import SUITES
 from audiofx_cli.cli.main import app
 from audiofx_cli.errors import UsageError
@@ -284,6 +284,9 @@ def test_torchfx_lazy_output_is_materialised_and_checked(runner, tmp_path, monke
         (["--suite", "nope"], "--suite: unknown 'nope'"),
         (["--backends", "scipy,nope"], "--backends: unknown 'nope'"),
         (["--repeat", "0"], "--repeat must be at least 1"),
+        (["--budget", "-1"], "--budget must be 0 (no limit) or more seconds"),
+        (["--memory-share", "1.5"], "--memory-share must be in (0, 1]"),
+        (["--format", "yaml"], "--format: unknown 'yaml'"),
         (["--suite", "fir", "--backends", "scipy-sos"], "none of them runs the fir suite"),
         (["--suite", "chain"], "--suite chain needs --chain"),
         (["--suite", "iir", "--chain", "vocal"], "--chain is for the chain and file suites"),
@@ -302,11 +305,15 @@ def test_bad_arguments_exit_2_with_one_line(runner, args, message):
 def test_memory_refusal_before_anything_runs(runner):
     result = runner.invoke(app, ["bench", "--channels", "12", "--duration", "1000000"])
     assert result.exit_code == 2
-    assert "needs about" in result.stderr and "GB of memory is available" in result.stderr
+    assert "needs about" in result.stderr and "of memory available" in result.stderr
     options = BenchOptions(suites=["iir"], channels=[8], durations_s=[60.0])
     check_memory(options, available=10 * 10**9)  # 85 MB signal x a few copies: fits
     with pytest.raises(UsageError, match="8 ch x 60 s needs about"):
         check_memory(options, available=100 * 10**6)
+    need, _ = estimate_bytes(options, plan(options)[0])  # fits in all, not in the share
+    options.memory_share = 0.5
+    with pytest.raises(UsageError, match="memory budget is"):
+        check_memory(options, available=int(need * 1.5))
 
 
 class _Hungry(bk.Backend):
@@ -390,3 +397,277 @@ def test_sweep_script_writes_csv_and_plots(tmp_path, capsys):
     assert {"bench.csv", "iir.png", "fir.png", "api.png"} <= set(written), written
     rows = read_csv(tmp_path / "out" / "bench.csv")
     assert {r["suite"] for r in rows} == {"iir", "fir", "api"}
+
+
+# --------------------------------------------------------------------------- budgets
+def test_water_level_gives_fast_measurements_what_they_want_and_slow_ones_an_equal_cap():
+    from audiofx_cli.bench.budget import water_level
+
+    assert water_level([1, 2, 10, 10], 13) == 5.0  # 1 + 2 + 5 + 5
+    assert water_level([1, 2], 10) == math.inf  # everything fits
+    assert water_level([5, 5], -1) == 0.0  # nothing left
+    cap = water_level([3, 40, 100, 7], 50)
+    assert sum(min(w, cap) for w in [3, 40, 100, 7]) == pytest.approx(50)
+
+
+def test_fit_to_time_cuts_repeats_then_warmups_then_the_signal():
+    from audiofx_cli.bench.budget import fit_to_time
+
+    assert fit_to_time(1.0, 6.0, 5, 1, forced=False) == (5, 1, 1.0)  # fits
+    assert fit_to_time(1.0, 4.5, 5, 1, forced=False) == (3, 1, 1.0)  # fewer repeats
+    assert fit_to_time(1.0, 3.5, 5, 1, forced=False) == (3, 0, 1.0)  # no warm-up
+    assert fit_to_time(1.0, 1.5, 5, 1, forced=False) == (3, 0, 0.5)  # half the signal
+    assert fit_to_time(1.0, 2.5, 2, 1, forced=False) == (2, 0, 1.0)  # asked for fewer
+    # --repeat given: never fewer repeats, a shorter signal instead
+    assert fit_to_time(1.0, 6.0, 6, 1, forced=True) == (6, 0, 1.0)
+    assert fit_to_time(1.0, 3.0, 6, 1, forced=True) == (6, 0, 0.5)
+
+
+def test_slices_are_whole_seconds_and_never_longer_than_the_signal():
+    from audiofx_cli.bench.budget import round_slice
+
+    rate = 1000
+    assert round_slice(137_400, 600_000, rate) == 130_000  # multiples of 10 s from 10 s
+    assert round_slice(7_900, 600_000, rate) == 7_000  # whole seconds below
+    assert round_slice(10, 600_000, rate) == 1_000  # at least MIN_SLICE_S
+    assert round_slice(10, 500, rate) == 500  # a signal shorter than that stays whole
+
+
+def test_plan_run_slices_a_slow_peer_and_keeps_ours_in_full():
+    from audiofx_cli.bench.budget import Estimate, plan_run
+
+    rate, frames = 1000, 600_000  # 600 s
+    slow = Estimate(run_s_per_frame=1e-4, peak_bytes_per_frame=100.0)  # 60 s per run
+    common = {"allowed_bytes": 1e9, "repeat": 5, "warmup": 1, "forced": False}
+    run = plan_run(slow, frames, rate, cap_s=36.0, can_slice=True, **common)
+    assert (run.repeats, run.warmups, run.frames // rate) == (3, 0, 120)  # 36 s / 3 / 60 s
+    assert run.sliced and run.reason == "time budget" and run.estimate_s == pytest.approx(36.0)
+    ours = plan_run(slow, frames, rate, cap_s=math.inf, can_slice=False, **common)
+    assert (ours.repeats, ours.warmups, ours.frames, ours.reason) == (5, 1, frames, "")
+
+
+def test_plan_run_fits_memory_by_slicing_or_skips():
+    from audiofx_cli.bench.budget import MEMORY_MARGIN, Estimate, plan_run
+
+    rate, frames = 1000, 600_000
+    hungry = Estimate(run_s_per_frame=1e-9, peak_bytes_per_frame=1000.0)  # 600 MB in full
+    common = {"cap_s": math.inf, "repeat": 5, "warmup": 1, "forced": False}
+    run = plan_run(hungry, frames, rate, allowed_bytes=150e6, can_slice=True, **common)
+    assert run.frames // rate == 120 and run.reason == "memory budget"  # 125 s fit
+    assert run.frames * 1000 * MEMORY_MARGIN <= 150e6
+    assert (run.repeats, run.warmups) == (5, 1)  # the time budget did not cut it
+    skip = plan_run(hungry, frames, rate, allowed_bytes=1e6, can_slice=True, **common)
+    assert "needs about 0.7 GB" in skip.skip  # not even 1 s fits
+    ours = plan_run(hungry, frames, rate, allowed_bytes=150e6, can_slice=False, **common)
+    assert ours.skip and ours.repeats == 0  # never sliced: skipped instead
+
+
+def test_planner_shares_what_is_left_after_fixed_costs():
+    from audiofx_cli.bench.budget import Planner
+
+    planner = Planner(budget_s=100.0)
+    planner.add("signal and reference", 30.0, flexible=False)
+    planner.add("audiofx", 5.0, flexible=False)
+    for name, want in (("sos", 5.0), ("lfilter", 80.0), ("torchaudio", 400.0)):
+        planner.add(name, want)
+    assert planner.cap_s(elapsed_s=0.0) == pytest.approx(30.0)  # (100 - 35 - 5) / 2
+    assert planner.remaining_s(elapsed_s=0.0) == pytest.approx(100.0)
+    planner.commit("lfilter", 30.0)  # planned: its time is fixed now
+    planner.done("signal and reference")
+    assert planner.cap_s(elapsed_s=40.0) == pytest.approx(20.0)  # 100 - 40 - 35 - 5
+    assert Planner(budget_s=None).cap_s(0.0) == math.inf
+
+
+def _rows_by(rows):
+    return {(r["suite"], r["backend"]): r for r in rows}
+
+
+def test_time_budget_cuts_peers_and_never_audiofx(runner, tmp_path):
+    rows, result = _bench(
+        runner, tmp_path, "--suite", "iir,fir", "--channels", "1", "--duration", "3",
+        "--backends", "audiofx,scipy,torchaudio", "--budget", "0.001", "--device", "cpu",
+    )  # fmt: skip
+    frames = 3 * RATE
+    for r in rows:
+        if r["backend"] == "audiofx":  # the full configuration, always
+            assert float(r["slice_s"]) == 3.0 and int(r["samples"]) == frames
+            assert (r["repeats_done"], r["warmups_done"], r["budget"]) == ("5", "1", "")
+        else:  # a budget of 1 ms: the fewest repeats on the shortest slice
+            assert float(r["slice_s"]) == 1.0 and int(r["samples"]) == RATE
+            assert (r["repeats_done"], r["warmups_done"]) == ("3", "0")
+            assert r["budget"] == "time budget" and r["flag"] == "ok"
+            full = float(r["median_s"]) * 3
+            assert float(r["median_full_s"]) == pytest.approx(full, rel=1e-9)
+        per_sample = int(r["samples"]) / float(r["median_s"]) / 1e6
+        assert float(r["msamples_per_s"]) == pytest.approx(per_sample, rel=1e-9)
+    by = _rows_by(rows)
+    for suite in ("iir", "fir"):  # speed-ups per sample, slices against full rows
+        ratio = float(by[suite, "audiofx"]["msamples_per_s"]) / float(
+            by[suite, "scipy"]["msamples_per_s"]
+        )
+        assert float(by[suite, "audiofx"]["speedup_vs_scipy"]) == pytest.approx(ratio)
+    assert "measured on the first 'slice s' seconds" in result.stdout
+    assert "iir 1 ch x 3 s torchaudio cpu: median" in result.stderr
+    assert "3 runs on the first 1 s (time budget)" in result.stderr
+
+
+def test_repeat_given_is_kept_under_a_budget(runner, tmp_path):
+    rows, _ = _bench(
+        runner, tmp_path, "--suite", "iir", "--channels", "1", "--duration", "2",
+        "--backends", "audiofx,scipy", "--budget", "0.001", "--repeat", "2", "--device", "cpu",
+    )  # fmt: skip
+    by = _rows_by(rows)
+    assert by["iir", "scipy"]["repeats_done"] == "2" and float(by["iir", "scipy"]["slice_s"]) == 1
+    assert by["iir", "audiofx"]["repeats_done"] == "2"
+    assert float(by["iir", "audiofx"]["slice_s"]) == 2
+
+
+class _Greedy(bk.Backend):
+    """Test-only: correct output, and 2,000 bytes of work space per frame (a real allocation)."""
+
+    name = "greedy"
+    kinds = ("iir",)
+
+    def prepare(self, case):
+        sos = case.suite.fused_sos(case.rate_hz)
+
+        def run():
+            work = np.ones((500, case.x.shape[-1]), np.float32)  # 2,000 bytes per frame
+            out = signal.sosfilt(sos, case.x.astype(np.float64)).astype(np.float32)
+            del work
+            return out
+
+        return bk.FunctionRun(run)
+
+
+@pytest.mark.parametrize("left_mb, sliced", [(300, True), (60, False)])
+def test_memory_budget_slices_or_skips_a_backend_from_its_calibration(
+    runner, tmp_path, monkeypatch, left_mb, sliced
+):
+    from audiofx_cli.bench import machine
+    from audiofx_cli.bench import runner as bench_runner
+
+    monkeypatch.setitem(bk.BACKENDS, "greedy", _Greedy())
+    rss = machine.rss_bytes()
+    # memory budget = 0.5 x (available + RSS): about the RSS now + left_mb
+    available = rss + 2 * left_mb * 10**6
+    monkeypatch.setattr(bench_runner, "available_memory_bytes", lambda: available)
+    rows, result = _bench(
+        runner, tmp_path, "--suite", "iir", "--channels", "1", "--duration", "10",
+        "--backends", "audiofx,greedy", "--budget", "0", "--device", "cpu", "--warmup", "0",
+    )  # fmt: skip
+    by = _rows_by(rows)
+    assert float(by["iir", "audiofx"]["slice_s"]) == 10  # ours: small, in full
+    if sliced:  # 10 s would need 1.1 GB: cut to what fits (about 2 s)
+        assert 1 <= float(by["iir", "greedy"]["slice_s"]) < 10
+        assert by["iir", "greedy"]["budget"] == "memory budget"
+        assert by["iir", "greedy"]["flag"] == "ok"  # checked against the reference's start
+    else:  # not even 1 s (106 MB) fits
+        assert ("iir", "greedy") not in by
+        assert "greedy: skipped at iir 1 ch x 10 s: needs about 1.1 GB" in result.stdout
+        assert "greedy: skipped at iir 1 ch x 10 s" in result.stderr  # its log line
+
+
+# --------------------------------------------------------------------------- output
+def test_output_off_a_terminal_is_plain_lines_and_a_full_width_table(iir_fir_rows):
+    rows, out = iir_fir_rows
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("suite"))
+    assert "…" not in out and "backend" in header and "check" in header
+    table = [line for line in lines if line.startswith(("iir ", "fir "))]
+    assert len(table) == len(rows)
+    for line, r in zip(table, rows, strict=True):
+        assert line.split()[:3] == [r["suite"], r["backend"], r["device"]]
+        assert line.split()[-1] == r["flag"]
+    assert any(line.startswith("  summary: audiofx against each peer") for line in lines)
+    assert "peak RSS of the whole command" in lines[-1]
+
+
+def test_one_log_line_per_finished_measurement(runner, tmp_path):
+    rows, result = _bench(
+        runner, tmp_path, "--suite", "iir", "--channels", "1,2", "--backends",
+        "audiofx,scipy", *TINY,
+    )  # fmt: skip
+    logged = [line for line in result.stderr.splitlines() if " M samples/s" in line]
+    assert len(logged) == len(rows) == 4
+    for line in logged:  # [m:ss] suite shape backend device: median, runs, speed, speed-up, error
+        assert line.startswith("[") and " ch x 0.05 s " in line and "median" in line
+        assert "error" in line and line.endswith("ok")
+    assert sum("x scipy" in line for line in logged) == 2  # audiofx's rows, after scipy's
+    assert "] plan: 2 configuration(s), 4 measurement(s)" in result.stderr
+
+
+def test_summary_gives_audiofx_against_each_peer_with_errors(iir_fir_rows):
+    rows, out = iir_fir_rows
+    summary = out[out.index("summary:") :].splitlines()
+    by = {(r["suite"], r["channels"], r["backend"]): r for r in rows}
+    peer = next(line for line in summary if line.strip().startswith("torchaudio cpu"))
+    ratio = float(by["iir", "1", "audiofx"]["msamples_per_s"]) / float(
+        by["iir", "1", "torchaudio"]["msamples_per_s"]
+    )
+    assert f"{ratio:.3g}x" in peer and "error" in peer
+    assert sum(line.strip().startswith("iir 1 ch x 0.05 s: audiofx cpu") for line in summary) == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_format_csv_and_json_on_stdout(runner, monkeypatch, fmt):
+    import csv as csv_module
+    import io
+    import json
+
+    monkeypatch.setitem(bk.BACKENDS, "nans", _NaNs())
+    args = ["bench", "--suite", "iir", "--channels", "1", "--backends", "scipy,nans"]
+    result = runner.invoke(app, [*args, *TINY, "--format", fmt])
+    assert result.exit_code == 0, result.output
+    if fmt == "csv":
+        rows = list(csv_module.DictReader(io.StringIO(result.stdout)))
+        assert list(rows[0]) == CSV_COLUMNS
+    else:
+        data = json.loads(result.stdout, parse_constant=pytest.fail)  # strict: NaN is null
+        rows = data["rows"]
+        assert data["peak_rss_bytes"] > 0 and data["summary"][0].startswith("summary:")
+        assert next(r for r in rows if r["backend"] == "nans")["rel_error"] is None
+    assert {r["backend"] for r in rows} == {"scipy", "nans"}
+    assert "peak RSS of the whole command" in result.stderr
+
+
+def test_progress_bar_prints_each_result_above_the_bar():
+    import io
+
+    from rich.console import Console
+
+    from audiofx_cli.bench.live import ProgressBar
+    from audiofx_cli.bench.runner import BenchEvent, Row
+
+    row = Row("iir", "scipy", "cpu", "cpu", 1, 1.0, RATE, RATE, repeat=5, warmup=1)
+    row.repeats_done, row.slice_s, row.median_s, row.msamples_per_s = 5, 1.0, 0.1, 0.441
+    row.rel_error, row.flag = 1e-9, "ok"
+    out = io.StringIO()
+    with ProgressBar(Console(file=out, force_terminal=True, width=100)) as bar:
+        bar(BenchEvent("calibrating", 0.5))
+        bar(BenchEvent("iir 1 ch x 1 s: scipy", 2.0, 30.0))
+        bar(BenchEvent("iir 1 ch x 1 s: scipy", 2.5, 29.5, row=row))
+    text = out.getvalue()
+    assert "iir 1 ch x 1 s scipy cpu: median 0.1 s, 5 runs, 0.441 M samples/s" in text
+    assert "ETA 0:" in text
+
+
+def test_a_narrow_terminal_gets_the_plain_table_not_squeezed_cells():
+    import io
+
+    from rich.console import Console
+
+    from audiofx_cli.bench import report
+    from audiofx_cli.bench.runner import BenchResult, Row
+
+    row = Row("iir", "torchaudio", "cpu", "cpu", 8, 600.0, RATE, 8 * 20 * RATE, 5, 1)
+    row.repeats_done, row.slice_s, row.median_s, row.msamples_per_s = 3, 20.0, 2.87, 2.46
+    row.speedup_vs_scipy, row.rel_error, row.flag, row.budget = 0.18, 3.6e-6, "ok", "time budget"
+    machine = {"cpu_model": "cpu", "cpu_count": 2, "torch_version": "t", "threads": 2}
+    result = BenchResult([row], [], {**machine, "audiofx_version": "a", "load_1m": 0.0})
+    for width in (60, 250):
+        out = io.StringIO()
+        report.render(result, Console(file=out, width=width, force_terminal=True))
+        text = out.getvalue()
+        assert "…" not in text and "torchaudio" in text and "2.46*" in text
+        assert "3 runs on the first 20 s (time budget)" in text

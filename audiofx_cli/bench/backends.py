@@ -48,6 +48,7 @@ class AudiofxBackend(Backend):
     kinds = ("iir", "fir", "chain", "file")
     uses_device = True
     copies = 1.5
+    ours = True
     summary = "audiofx: load_chain + init_state/step/flush in --chunk-seconds chunks, float32"
 
     def work_copies(self, case_chunk_frames: int) -> float:

@@ -103,8 +103,10 @@ class Backend:
         optional: not a dependency: when unavailable or failing it is skipped with a note
             instead of reported as failed.
         copies: signal-sized buffers alive while it runs (output included), for the memory
-            estimate made before anything runs.
+            estimate made before anything runs (and where its calibration run failed).
         summary: one line for the table's notes.
+        ours: audiofx's own engine: always the full configuration (never cut to fewer
+            repeats or a slice by the time budget).
     """
 
     name: ClassVar[str] = ""
@@ -113,6 +115,7 @@ class Backend:
     optional: ClassVar[bool] = False
     copies: ClassVar[float] = 1.5
     summary: ClassVar[str] = ""
+    ours: ClassVar[bool] = False
 
     def unavailable(self) -> str | None:
         """Why it cannot run here (None when it can)."""

@@ -6,6 +6,10 @@ Peak memory on the CPU: the process's RSS high-water mark (VmHWM) is reset throu
 RSS before the runs. Where /proc cannot be reset, getrusage's ru_maxrss (the peak of the whole
 process) is reported instead and `method` says so. On CUDA: torch.cuda.max_memory_allocated
 above the allocation before the runs. (tracemalloc would miss torch's allocations.)
+
+Resetting VmHWM also resets what getrusage (and `/usr/bin/time -v`) report as the process's
+maximum RSS, so the high-water mark is read before every reset and the command's own peak
+(`command_peak_bytes`) is the largest of those readings and the current one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ def available_memory_bytes() -> int:
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return total_memory_bytes()
+
+
+def total_memory_bytes() -> int:
+    """Physical memory (sysconf)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -42,6 +51,24 @@ def _rss_status(field_name: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (0 where /proc is missing)."""
+    return _rss_status("VmRSS") or 0
+
+
+_peak_before_resets = [0]  # the largest VmHWM read before a reset
+
+
+def command_peak_bytes() -> int:
+    """Peak RSS of this process since it started, across the VmHWM resets of PeakMemory."""
+    now = _rss_status("VmHWM")
+    if now is None:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return max(now, _peak_before_resets[0])
 
 
 def _trim_heap() -> None:
@@ -73,6 +100,7 @@ class PeakMemory:
             self.method = "cuda max_memory_allocated"
             return
         _trim_heap()
+        _peak_before_resets[0] = command_peak_bytes()
         try:
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
             self.base = _rss_status("VmRSS") or 0

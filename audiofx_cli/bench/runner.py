@@ -1,22 +1,28 @@
-"""Run the benchmark: plan, memory check, signal, timing, peak memory, error, speed-ups.
+"""Run the benchmark: plan, calibration, budgets, signal, timing, peak memory, error, speed-ups.
 
 Method (what `docs/bench.md` documents):
 
 - One test signal per (channels, duration): Gaussian noise drawn in float32 from a seeded
   generator, each channel scaled to peak 1. Alive at once: the signal, the float32 reference,
-  and one backend's output plus its work space (`Backend.copies`); the memory needed is
-  estimated from that before anything runs, and a plan that cannot fit is refused.
-- Per backend: `prepare` (design, build, copy to the device) is not timed; `--warmup` full runs
-  are not timed; then `--repeat` timed runs of `Prepared.run()`, each between two `sync()`
-  calls (CUDA synchronised), giving median, min and max. The output of the last timed run is
-  the one checked against the reference.
-- Peak memory on the CPU: the process's RSS high-water mark (VmHWM) is reset through
-  /proc/self/clear_refs after the warm-up runs and read after the timed runs; the figure is that
-  peak minus the RSS before them (signal, reference and imports excluded). Where /proc cannot be
-  reset, getrusage's ru_maxrss (the peak of the whole process) is reported instead, and
-  `mem_method` says so. On CUDA: torch.cuda.max_memory_allocated above the allocation
-  before the runs.
-- speedup_vs_scipy: the scipy row's median over this row's median, from the same run.
+  and one backend's output plus its work space; a plan whose signal, reference and leanest
+  backend cannot fit in the memory budget is refused before anything runs.
+- Calibration: before the first measurement, every (configuration, backend, device) runs twice
+  on a short noise signal of the same channel count (1/50 of the duration, 1 to 10 s); the
+  second run gives seconds and peak bytes per frame (`audiofx_cli.bench.budget`). The test
+  signal and the reference are timed there too.
+- Budgets (`audiofx_cli.bench.budget`): a time budget for the whole run (`budget_s`; None: no
+  limit) cuts the other backends' repeats, warm-ups, then signal length (the first seconds of
+  the same signal); audiofx's own rows always run the full configuration. A memory budget
+  (`memory_share` of the memory available at the start) bounds the process's RSS: a
+  measurement whose estimated peak does not fit runs on a slice that does, or is skipped.
+- Per measurement: `prepare` (design, build, copy to the device) is not timed; warm-up runs are
+  not timed; then the timed runs of `Prepared.run()` (see `audiofx_cli.bench.measure`). The
+  output of the last timed run is checked against the reference (on a slice: the reference's
+  first frames, the suites' filters being causal; otherwise a reference of the slice).
+- speedup_vs_scipy: this row's throughput over the scipy row's (samples per second, so rows
+  on slices compare with rows in full), from the same run.
+- Each finished measurement, skip and phase is reported through one callback (`Listener`), so
+  a new suite gets progress, budgets and the log lines without code of its own.
 """
 
 from __future__ import annotations
@@ -24,11 +30,8 @@ from __future__ import annotations
 import gc
 import math
 import os
-import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,25 +39,48 @@ from typing import Any
 import numpy as np
 
 from audiofx_cli.bench.backends import BACKENDS, Backend, Case
-from audiofx_cli.bench.check import reference, reference_label, relative_error
+from audiofx_cli.bench.budget import Estimate, Planner, RunPlan, plan_run, wanted_s
+from audiofx_cli.bench.check import reference, reference_label
 from audiofx_cli.bench.machine import (
     MB,
-    PeakMemory,
     available_memory_bytes,
+    command_peak_bytes,
     device_name,
     free_disk_bytes,
     machine_info,
+    rss_bytes,
+)
+from audiofx_cli.bench.measure import calibrate, failure_text, measure, release_pool, sliced_case
+from audiofx_cli.bench.rows import (
+    BASELINE,
+    FILE_BASELINE,
+    BenchEvent,
+    BenchResult,
+    Listener,
+    Row,
+    is_baseline,
+    same_config,
+    speedup,
+    speedups,
 )
 from audiofx_cli.bench.suites import DEFAULT_RATE_HZ, SUITES, Suite
 from audiofx_cli.errors import UsageError
 
-BASELINE = "scipy"
-Progress = Callable[[str, float], None]  # (description, runs done) -> None
+CALIBRATION_SHARE = 1 / 50  # of the configuration's duration, within the bounds below
+CALIBRATION_S = (1.0, 10.0)
+DEADLINE_FACTOR = 2.0  # a budgeted measurement stops its timed runs past twice its plan
+DEADLINE_MIN_S = 10.0  # (and never before this)
 
 
 @dataclass
 class BenchOptions:
-    """What to run. None for channels/durations/backends means the suite's defaults / all."""
+    """What to run. None for channels/durations/backends means the suite's defaults / all.
+
+    budget_s: time budget of the whole run in seconds (None: no limit). repeat_forced: every
+    row runs exactly `repeat` timed runs (the budget may still shorten the signal).
+    memory_share: the process's RSS is kept within this share of the memory available at the
+    start.
+    """
 
     suites: list[str]
     channels: list[int] | None = None
@@ -68,45 +94,9 @@ class BenchOptions:
     seed: int = 0
     tolerance: float = 1e-3
     chunk_seconds: float = 10.0
-
-
-@dataclass
-class Row:
-    """One line of the table and of the CSV."""
-
-    suite: str
-    backend: str
-    device: str
-    device_name: str
-    channels: int
-    duration_s: float
-    sample_rate: int
-    samples: int
-    repeat: int
-    warmup: int
-    median_s: float = math.nan
-    min_s: float = math.nan
-    max_s: float = math.nan
-    msamples_per_s: float = math.nan
-    speedup_vs_scipy: float | None = None
-    rel_error: float | None = None
-    flag: str = ""
-    peak_mem_mb: float = math.nan
-    mem_method: str = ""
-    signal_mb: float = 0.0
-    cpu_model: str = ""
-    threads: int = 0
-    torch_version: str = ""
-    audiofx_version: str = ""
-    load_1m: float = 0.0
-    note: str = ""
-
-
-@dataclass
-class BenchResult:
-    rows: list[Row]
-    notes: list[str]
-    machine: dict[str, Any]
+    budget_s: float | None = None
+    repeat_forced: bool = False
+    memory_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -132,13 +122,17 @@ def selected_backends(options: BenchOptions, kind: str) -> list[Backend]:
     return [BACKENDS[n] for n in names if kind in BACKENDS[n].kinds]
 
 
+def _frames(options: BenchOptions, duration_s: float) -> int:
+    return max(1, int(round(duration_s * options.rate_hz)))
+
+
 def estimate_bytes(options: BenchOptions, config: Config) -> tuple[int, float]:
     """(bytes, copies): signal + reference + the leanest selected backend's copies (float32).
 
-    Backends that need more than what is free when their turn comes are skipped with a note.
+    Backends that need more than what the memory budget leaves are cut or skipped when their
+    turn comes.
     """
-    frames = int(round(config.duration_s * options.rate_hz))
-    signal = config.channels * frames * 4
+    signal = config.channels * _frames(options, config.duration_s) * 4
     chunk = int(round(options.chunk_seconds * options.rate_hz))
     work = [b.work_copies(chunk) for b in selected_backends(options, config.suite.kind)]
     copies = 2.0 + min(work, default=0.0)
@@ -146,25 +140,28 @@ def estimate_bytes(options: BenchOptions, config: Config) -> tuple[int, float]:
 
 
 def check_memory(options: BenchOptions, available: int | None = None) -> None:
-    """Refuse, before anything runs, a plan whose biggest configuration cannot fit in RAM.
+    """Refuse, before anything runs, a plan whose biggest configuration cannot fit in the
+    memory budget (`memory_share` of what is available).
 
     Raises:
-        UsageError: with the configuration, the estimate and what is available.
+        UsageError: with the configuration, the estimate and the budget.
     """
     available = available_memory_bytes() if available is None else available
+    limit = options.memory_share * available
     for config in plan(options):
         need, copies = estimate_bytes(options, config)
-        if need > 0.9 * available:
+        if need > limit:
             signal_gb = need / copies / 1e9
             raise UsageError(
                 f"{config.suite.name} at {config.channels} ch x {config.duration_s:g} s needs "
                 f"about {need / 1e9:.1f} GB ({signal_gb:.2f} GB float32 signal x {copies:g} "
-                f"copies: signal, reference, output and work space) but only "
-                f"{available / 1e9:.1f} GB of memory is available; use fewer channels or a "
-                "shorter --duration"
+                f"copies: signal, reference, output and work space) but the memory budget is "
+                f"{limit / 1e9:.1f} GB ({options.memory_share:g} of the {available / 1e9:.1f} GB "
+                "of memory available, --memory-share); use fewer channels or a shorter "
+                "--duration"
             )
         if config.suite.kind == "file":
-            disk = config.channels * int(config.duration_s * options.rate_hz) * 4 * 3
+            disk = config.channels * _frames(options, config.duration_s) * 4 * 3
             free = free_disk_bytes(Path(tempfile.gettempdir()))
             if disk > free:
                 raise UsageError(
@@ -184,92 +181,78 @@ def make_signal(channels: int, frames: int, seed: int) -> np.ndarray:
     return x
 
 
-# --------------------------------------------------------------------------- running
-def time_runs(
-    prepared: Any,
-    repeat: int,
-    warmup: int,
-    tick: Callable[[], None],
-    warm: Callable[[], None] | None = None,
-) -> Any:
-    """Warm-up runs, `warm()`, then `repeat` timed runs; returns (seconds per run, last output)."""
-    for _ in range(warmup):
-        prepared.sync()
-        out = prepared.run()
-        prepared.sync()
-        del out
-        tick()
-    if warm is not None:
-        warm()
-    times = []
-    out = None
-    for _ in range(repeat):
-        out = None  # free the previous output before the next run allocates its own
-        prepared.sync()
-        start = time.perf_counter()
-        out = prepared.run()
-        prepared.sync()
-        times.append(time.perf_counter() - start)
-        tick()
-    return times, out
+def calibration_frames(options: BenchOptions, duration_s: float) -> int:
+    low, high = CALIBRATION_S
+    seconds = min(max(duration_s * CALIBRATION_SHARE, low), high)
+    return min(_frames(options, seconds), _frames(options, duration_s))
 
 
 def _devices_for(backend: Backend, devices: list[str]) -> list[str]:
     return devices if backend.uses_device else ["cpu"]
 
 
-def count_runs(options: BenchOptions) -> int:
-    total = 0
-    for config in plan(options):
-        for backend in selected_backends(options, config.suite.kind):
-            total += len(_devices_for(backend, options.devices)) * (options.repeat + options.warmup)
-    return total
-
-
-def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchResult:
+def run_bench(options: BenchOptions, listener: Listener | None = None) -> BenchResult:
     """Measure every planned configuration with every selected backend.
 
     Returns:
         BenchResult: rows (one per suite, backend, device, channels, duration), notes (filter
-        designs, references, skipped backends) and machine info.
+        designs, references, skipped backends, budgets), machine info, wall time and the
+        command's peak RSS.
     """
     machine = machine_info()
     gc.freeze()  # torch & co. are imported: later gc.collect() calls only scan our objects
     try:
-        return _run_bench(options, machine, progress)
+        return _run_bench(options, machine, listener)
     finally:
         gc.unfreeze()
 
 
 def _run_bench(
-    options: BenchOptions, machine: dict[str, Any], progress: Progress | None
+    options: BenchOptions, machine: dict[str, Any], listener: Listener | None
 ) -> BenchResult:
     if "chain" in options.suites and options.chain is None:
         raise UsageError("the chain suite needs a chain: --chain FILE_OR_PRESET")
-    session = _Session(options, machine, progress)
+    session = _Session(options, machine, listener)
     session.describe_suites()
-    for config in plan(options):
-        session.run_config(config)
-        _release_pool()
+    configs = plan(options)
+    for index, config in enumerate(configs):
+        session.calibrate_config(index, config)
+    session.announce_plan(len(configs))
+    for index, config in enumerate(configs):
+        session.run_config(config, index)
+        release_pool()
     return session.result()
 
 
 class _Session:
-    """The state of one bench run: rows, notes, backends that cannot run, progress count."""
+    """The state of one bench run: rows, notes, backends that cannot run, estimates, budgets."""
 
     def __init__(
-        self, options: BenchOptions, machine: dict[str, Any], progress: Progress | None
+        self, options: BenchOptions, machine: dict[str, Any], listener: Listener | None
     ) -> None:
-        self.options, self.machine, self.progress = options, machine, progress
+        self.options, self.machine, self.listener = options, machine, listener
         self.notes: list[str] = []
         self.skipped: dict[str, str] = {}  # backend -> why it cannot run at all
         self.failed: dict[tuple[str, str], str] = {}  # (optional backend, kind) -> its failure
         self.rows: list[Row] = []
-        self.done = 0.0  # runs done or skipped, for the progress bar
+        self.start = time.perf_counter()
+        self.memory_budget = int(options.memory_share * (available_memory_bytes() + rss_bytes()))
+        self.planner = Planner(options.budget_s)
+        self.estimates: dict[tuple[int, str, str], Estimate] = {}
+        self.calibrated = False
+        self._signal: tuple[tuple[int, int], np.ndarray] | None = None
+        self._calibrated_shape: tuple[int, int] | None = None
 
-    def report(self, text: str) -> None:
-        if self.progress:
-            self.progress(text, self.done)
+    # ------------------------------------------------------------------ reporting
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.start
+
+    def report(self, text: str, row: Row | None = None, line: str = "") -> None:
+        if self.listener is None:
+            return
+        elapsed = self.elapsed_s()
+        remaining = self.planner.remaining_s(elapsed) if self.calibrated else None
+        self.listener(BenchEvent(text, elapsed, remaining, row, line))
 
     def describe_suites(self) -> None:
         """Notes on what each suite filters (its filters, or the chain given)."""
@@ -283,77 +266,225 @@ class _Session:
             if suite.filters and not by_chain:
                 self.notes.append(f"{name}: {suite.describe_filters()}")
 
-    def run_config(self, config: Config) -> None:
-        """One (suite, channels, duration): the signal, its reference, every backend."""
-        options, suite = self.options, config.suite
-        frames = max(1, int(round(config.duration_s * options.rate_hz)))
-        x = make_signal(config.channels, frames, options.seed)
-        chunk = int(round(options.chunk_seconds * options.rate_hz))
-        with tempfile.TemporaryDirectory(prefix="audiofx-bench-") as tmp:
-            case = Case(suite, x, options.rate_hz, chain=options.chain, chunk_frames=chunk)
-            if suite.kind == "file":
-                from audiofx_cli.bench.files import write_float_wav
+    # ------------------------------------------------------------------ calibration
+    def measurements(self, config: Config) -> list[tuple[Backend, str]]:
+        """(backend, device) pairs of a configuration, the baseline first (so every later row
+        knows its speed-up when it finishes)."""
+        backends = selected_backends(self.options, config.suite.kind)
+        backends.sort(key=lambda b: b.name not in (BASELINE, FILE_BASELINE))
+        return [(b, d) for b in backends for d in _devices_for(b, self.options.devices)]
 
-                case.workdir = Path(tmp)
-                case.input_path = write_float_wav(
-                    x, options.rate_hz, Path(tmp) / "input.wav", chunk or frames
-                )
-            self.report(f"{_label(config)}: reference")
+    def build_case(self, config: Config, x: np.ndarray, tmp: str) -> Case:
+        """The case of a configuration on signal `x` (the file suite writes it to `tmp`)."""
+        options = self.options
+        chunk = int(round(options.chunk_seconds * options.rate_hz))
+        case = Case(config.suite, x, options.rate_hz, chain=options.chain, chunk_frames=chunk)
+        if config.suite.kind == "file":
+            from audiofx_cli.bench.files import write_float_wav
+
+            case.workdir = Path(tmp)
+            case.input_path = write_float_wav(
+                x, options.rate_hz, Path(tmp) / "input.wav", chunk or x.shape[-1]
+            )
+        return case
+
+    def calibrate_config(self, index: int, config: Config) -> None:
+        """Time the signal, the reference and every backend on a short signal; add them to
+        the planner, scaled to the configuration's length."""
+        options, label = self.options, _label(config)
+        frames = _frames(options, config.duration_s)
+        short = calibration_frames(options, config.duration_s)
+        scale = frames / short
+        self.report(f"calibrating {label}")
+        start = time.perf_counter()
+        x = make_signal(config.channels, short, options.seed)
+        new_signal = self._calibrated_shape != (config.channels, frames)
+        self._calibrated_shape = (config.channels, frames)  # the next one may reuse it
+        with tempfile.TemporaryDirectory(prefix="audiofx-bench-") as tmp:
+            case = self.build_case(config, x, tmp)
+            signal_s = (time.perf_counter() - start) if new_signal else 0.0
+            reference(case)  # once untimed: imports and filter designs
+            start = time.perf_counter()
             ref = reference(case)
-            label = f"{suite.name}: error vs {reference_label(case)}"
-            if label not in self.notes:
-                self.notes.append(label)
-            for backend in selected_backends(options, suite.kind):
-                for device in _devices_for(backend, options.devices):
-                    self.run_backend(config, case, ref, backend, device)
+            fixed_s = (signal_s + time.perf_counter() - start) * scale
+            self.planner.add((index, "signal"), fixed_s, flexible=False)
+            for backend, device in self.measurements(config):
+                if self._skip_reason(config, backend) is not None:
+                    continue
+                if backend.work_copies(case.chunk_frames) * x.nbytes > self.memory_left():
+                    continue  # not even on the short signal: its declared copies decide
+                self.report(f"calibrating {label}: {backend.name}")
+                estimate = self._calibrate(config, case, ref, backend, device)
+                if estimate is None:
+                    continue
+                key = (index, backend.name, device)
+                self.estimates[key] = estimate
+                want = wanted_s(estimate, frames, options.repeat, options.warmup)
+                self.planner.add(key, want, flexible=not backend.ours)
+        release_pool()
+
+    def _calibrate(
+        self, config: Config, case: Case, ref: np.ndarray, backend: Backend, device: str
+    ) -> Estimate | None:
+        """The backend's estimate; None when it failed (an optional backend is then skipped
+        for the suite's kind; the others fail again in their row)."""
+        try:
+            return calibrate(backend, case, device, ref)
+        except Exception as exc:  # reported as the backend's failure
+            if backend.optional:
+                self.failed[(backend.name, config.suite.kind)] = failure_text(exc)
+            return None
+
+    def announce_plan(self, configs: int) -> None:
+        self.calibrated = True
+        budget = self.options.budget_s
+        elapsed = self.elapsed_s()
+        planned = elapsed + self.planner.remaining_s(elapsed)
+        limit = f"of a {_minutes(budget)} time budget" if budget is not None else "(no time budget)"
+        line = (
+            f"plan: {configs} configuration(s), {len(self.estimates)} measurement(s), about "
+            f"{_minutes(planned)} {limit}; memory budget {self.memory_budget / 1e9:.1f} GB "
+            f"({self.options.memory_share:g} of the memory available at the start)"
+        )
+        self.report("measuring", line=line)
+
+    # ------------------------------------------------------------------ measuring
+    def signal(self, config: Config) -> np.ndarray:
+        """The test signal, generated once for consecutive configurations of the same shape."""
+        shape = (config.channels, _frames(self.options, config.duration_s))
+        if self._signal is None or self._signal[0] != shape:
+            self._signal = None  # free the previous one first
+            self._signal = (shape, make_signal(*shape, self.options.seed))
+        return self._signal[1]
+
+    def run_config(self, config: Config, index: int = 0) -> None:
+        """One (suite, channels, duration): the signal, its reference, every backend."""
+        suite, label = config.suite, _label(config)
+        self.report(f"{label}: signal")
+        start = time.perf_counter()
+        x = self.signal(config)
+        with tempfile.TemporaryDirectory(prefix="audiofx-bench-") as tmp:
+            case = self.build_case(config, x, tmp)
+            self.report(f"{label}: reference")
+            ref = reference(case)
+            self.planner.done((index, "signal"), time.perf_counter() - start)
+            text = f"{suite.name}: error vs {reference_label(case)}"
+            if text not in self.notes:
+                self.notes.append(text)
+            first = len(self.rows)
+            for backend, device in self.measurements(config):
+                self.run_backend(config, case, ref, backend, device, index)
+        order = {name: i for i, name in enumerate(BACKENDS)}
+        self.rows[first:] = sorted(self.rows[first:], key=lambda r: order[r.backend])
 
     def run_backend(
-        self, config: Config, case: Case, ref: np.ndarray, backend: Backend, device: str
+        self,
+        config: Config,
+        case: Case,
+        ref: np.ndarray,
+        backend: Backend,
+        device: str,
+        index: int = 0,
     ) -> None:
-        """Measure one backend on one device (or note why it is skipped)."""
-        runs = self.options.repeat + self.options.warmup
-        reason = self._skip_reason(config, case, backend)
+        """Measure one backend on one device within the budgets (or note why it is skipped)."""
+        key = (index, backend.name, device)
+        reason = self._skip_reason(config, backend)
         if reason is not None:
-            if reason:
-                self.notes.append(reason)
-            self.done += runs
+            self.planner.done(key)
             return
-        row = self._new_row(config, case, backend, device)
-        counted = [0]
-        label = _label(config)
-
-        def tick() -> None:
-            self.done += 1
-            counted[0] += 1
-            self.report(f"{label}: {backend.name}")
-
-        self.report(f"{label}: {backend.name} (prepare)")
-        failure = _measure(backend, case, device, self.options, ref, row, tick)
-        self.done += runs - counted[0]
+        label = f"{_label(config)}: {backend.name}"
+        release_pool()  # the last backend's recycled output is not this one's to count
+        run = self._plan(key, config, case, backend)
+        if run.skip:
+            self.planner.done(key)
+            note = f"{backend.name}: skipped at {_label(config)}: {run.skip}"
+            self.notes.append(note)
+            self.report(label, line=note)
+            return
+        self.planner.commit(key, run.estimate_s)
+        run_case, run_ref = sliced_case(case, ref, run.frames)
+        row = self._new_row(config, run_case, backend, device)
+        self.report(f"{label} (prepare)")
+        start = time.perf_counter()
+        failure = measure(
+            backend,
+            run_case,
+            device,
+            (run.repeats, run.warmups),
+            run_ref,
+            row,
+            lambda: self.report(label),
+            self.options.tolerance,
+            self._deadline(run, backend),
+        )
+        del run_case, run_ref
+        row.planned_s, row.spent_s = run.estimate_s, time.perf_counter() - start
+        self.planner.done(key, row.spent_s)
         if failure is not None:
             if backend.optional:
                 self.failed[(backend.name, config.suite.kind)] = failure
                 return
             row.flag, row.note = "FAILED", failure
-        row.load_1m = os.getloadavg()[0]
+        self._finish_row(row, run)
         self.rows.append(row)
+        self.report(label, row=row)
 
-    def _skip_reason(self, config: Config, case: Case, backend: Backend) -> str | None:
-        """None when the backend runs; else a note to add ('' when already noted)."""
+    def _plan(self, key: tuple[int, str, str], config: Config, case: Case, b: Backend) -> RunPlan:
+        """Its repeats, warm-ups and slice, from its calibration and what is left of both
+        budgets now."""
+        options = self.options
+        estimate = self.estimates.get(key)
+        if estimate is None:  # calibration failed: the declared copies bound its memory
+            per_frame = b.work_copies(case.chunk_frames) * config.channels * 4
+            estimate = Estimate(0.0, per_frame)
+        estimate = estimate.slower(self.planner.slowdown)
+        budgeted = not b.ours and options.budget_s is not None
+        return plan_run(
+            estimate,
+            case.x.shape[-1],
+            options.rate_hz,
+            cap_s=self.planner.cap_s(self.elapsed_s()) if budgeted else math.inf,
+            allowed_bytes=self.memory_left(),
+            repeat=options.repeat,
+            warmup=options.warmup,
+            forced=options.repeat_forced,
+            can_slice=not b.ours and case.input_path is None,
+        )
+
+    def memory_left(self) -> float:
+        """Bytes a measurement may add now: what the memory budget leaves above the process's
+        RSS, and never more than 90 % of what the machine has free."""
+        return min(self.memory_budget - rss_bytes(), 0.9 * available_memory_bytes())
+
+    def _deadline(self, run: RunPlan, backend: Backend) -> float:
+        """When a budgeted measurement that runs far over its plan stops its timed runs."""
+        options = self.options
+        if backend.ours or options.repeat_forced or options.budget_s is None:
+            return math.inf
+        return time.perf_counter() + max(DEADLINE_FACTOR * run.estimate_s, DEADLINE_MIN_S)
+
+    def _finish_row(self, row: Row, run: RunPlan) -> None:
+        row.budget = run.reason
+        if 0 < row.repeats_done < run.repeats:
+            stop = f"stopped after {row.repeats_done} of {run.repeats} runs, over its time"
+            row.budget = f"{row.budget}; {stop}" if row.budget else stop
+        row.load_1m = os.getloadavg()[0]
+        if math.isfinite(row.median_s):
+            row.median_full_s = row.median_s * run.full_frames / max(run.frames, 1)
+        base = next(
+            (r for r in reversed(self.rows) if same_config(r, row) and is_baseline(r)), None
+        )
+        if base is not None:
+            speedup(row, base)
+
+    def _skip_reason(self, config: Config, backend: Backend) -> str | None:
+        """None when the backend runs; '' when it cannot (noted once, at the end)."""
         if backend.name in self.skipped or (backend.name, config.suite.kind) in self.failed:
             return ""
         reason = backend.unavailable()
         if reason is not None:
             self.skipped[backend.name] = reason
             return ""
-        need = case.x.nbytes * backend.work_copies(case.chunk_frames)
-        free = available_memory_bytes()
-        if need > 0.9 * free:  # decided before it runs: no swap storm, no OOM kill
-            return (
-                f"{backend.name}: skipped at {_label(config)}: needs about {need / 1e9:.1f} GB "
-                f"({backend.work_copies(case.chunk_frames):g} x the signal), "
-                f"{free / 1e9:.1f} GB free"
-            )
         return None
 
     def _new_row(self, config: Config, case: Case, backend: Backend, device: str) -> Row:
@@ -369,6 +500,7 @@ class _Session:
             samples=case.x.size,
             repeat=self.options.repeat,
             warmup=self.options.warmup,
+            slice_s=min(case.x.shape[-1] / self.options.rate_hz, config.duration_s),
             signal_mb=case.x.nbytes / MB,
             cpu_model=machine["cpu_model"],
             threads=machine["threads"],
@@ -378,7 +510,7 @@ class _Session:
 
     def result(self) -> BenchResult:
         """Speed-ups from the same run, then the notes on skipped backends and on methods."""
-        _speedups(self.rows)
+        speedups(self.rows)
         for name, reason in self.skipped.items():
             self.notes.append(f"{name}: skipped, {reason}")
         for (name, kind), failure in self.failed.items():
@@ -386,76 +518,23 @@ class _Session:
         for backend in {BACKENDS[r.backend] for r in self.rows}:
             if backend.summary:
                 self.notes.append(backend.summary)
-        return BenchResult(self.rows, self.notes, self.machine)
+        return BenchResult(
+            self.rows,
+            self.notes,
+            self.machine,
+            elapsed_s=self.elapsed_s(),
+            peak_rss_bytes=command_peak_bytes(),
+            budget_s=self.options.budget_s,
+            memory_budget_bytes=self.memory_budget,
+        )
 
 
 def _label(config: Config) -> str:
     return f"{config.suite.name} {config.channels} ch x {config.duration_s:g} s"
 
 
-def _release_pool() -> None:
-    """Drop the recycled output buffers of `audiofx_cli.memory` (if it was ever imported)."""
-    pool = sys.modules.get("audiofx_cli.memory")
-    if pool is not None:
-        pool.release()
-
-
-def _measure(
-    backend: Backend,
-    case: Case,
-    device: str,
-    options: BenchOptions,
-    ref: np.ndarray,
-    row: Row,
-    tick: Callable[[], None],
-) -> str | None:
-    """Fill `row` with timings, memory and error; returns a failure message or None."""
-    try:
-        case.device = device
-        prepared = backend.prepare(case)
-        memory = PeakMemory(device)
-
-        def warm() -> None:  # the memory window covers the timed runs only
-            _release_pool()  # so the first timed run allocates its output inside the window
-            gc.collect()  # garbage freed during the runs would hide their own allocations
-            memory.start()
-
-        times, out = time_runs(prepared, options.repeat, options.warmup, tick, warm)
-        row.peak_mem_mb = memory.peak_mb()
-        row.mem_method = memory.method
-        error, problem = relative_error(out, ref)
-        del out, prepared
-    except Exception as exc:  # a backend's failure is reported in its row, not fatal
-        return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-    row.median_s = statistics.median(times)
-    row.min_s, row.max_s = min(times), max(times)
-    row.msamples_per_s = row.samples / row.median_s / 1e6 if row.median_s > 0 else math.inf
-    if backend.name == "io-only":
-        row.note = "no DSP: decode + encode only"
-        return None
-    row.rel_error = error
-    if problem or not math.isfinite(error) or error > options.tolerance:
-        row.flag = "WRONG"
-        row.note = problem or f"error {error:.2g} > tolerance {options.tolerance:g}"
-    else:
-        row.flag = "ok"
-    return None
-
-
-def _speedups(rows: list[Row]) -> None:
-    """speedup_vs_scipy from the same run; for the file suite, the io-only share in `note`."""
-    base: dict[tuple[str, int, float], Row] = {}
-    for row in rows:
-        if row.backend in (BASELINE, "io-only") and math.isfinite(row.median_s):
-            base[(row.suite, row.channels, row.duration_s)] = row
-    for row in rows:
-        ref = base.get((row.suite, row.channels, row.duration_s))
-        if ref is None or not math.isfinite(row.median_s) or row.median_s <= 0:
-            continue
-        if ref.backend == BASELINE:
-            row.speedup_vs_scipy = ref.median_s / row.median_s
-        elif row.backend != "io-only":
-            share = 100 * ref.median_s / row.median_s
-            row.note = (row.note + "; " if row.note else "") + (
-                f"{row.median_s / ref.median_s:.2f}x io-only (decode + encode {share:.0f}% of it)"
-            )
+def _minutes(seconds: float | None) -> str:
+    seconds = max(seconds or 0.0, 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"

@@ -1,7 +1,8 @@
 """`audiofx bench`: every backend side by side on the same signal, table, CSV and plots.
 
-Arguments are checked before torch is imported; a plan that cannot fit in memory is refused
-before anything runs (exit 2).
+Arguments are checked before torch is imported; a plan that cannot fit in the memory budget is
+refused before anything runs (exit 2). Progress goes to stderr (a bar on a terminal, one line
+per finished measurement elsewhere); the table (or CSV, JSON) to stdout.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ EXAMPLES = """
 
 [bold]Examples[/bold]
 
-  audiofx bench --channels 8 --duration 600
+  audiofx bench --channels 8 --duration 600 > bench.log 2>&1    # about 5 min (--budget)
+
+  audiofx bench --channels 8 --duration 600 --budget 0 --repeat 5  # every row in full
 
   audiofx bench --suite iir --channels 1,2,4,8,12 --duration 1,5,180,300,600 --csv iir.csv
 
@@ -38,9 +41,18 @@ Suites: api, iir, fir (default: all three), chain (--chain), file (decode + chai
 
 Backends: audiofx, scipy, scipy-sos, scipy-oa, torchaudio, torchfx (if installed), io-only.
 
+Budgets: the whole run takes about --budget seconds (default 300; 0: no limit): audiofx's
+rows always run in full, slower peers get fewer repeats or run on the first seconds of the same
+signal (marked * in the table; slice_s, repeats_done in the CSV). Each measurement also stays
+within --memory-share of the memory available (run on a slice, or skipped with a note).
+
 Exit codes: 0 done (wrong outputs are flagged in the table and the CSV), 2 bad arguments or a
-plan that does not fit in memory.
+plan that does not fit in the memory budget.
 """
+
+FORMATS = ("table", "csv", "json")
+DEFAULT_REPEAT = 5
+DEFAULT_BUDGET_S = 300.0
 
 
 def _split(text: str) -> list[str]:
@@ -104,8 +116,28 @@ def bench(
     device: Annotated[
         str, typer.Option(help="auto | cpu | cuda | cuda:N, or a comma list (cpu,cuda)")
     ] = "auto",
-    repeat: Annotated[int, typer.Option(help="timed runs per measurement")] = 5,
+    repeat: Annotated[
+        int | None,
+        typer.Option(
+            help="timed runs per measurement (default 5; the time budget may give slow peers "
+            "fewer, down to 3); given, every row runs exactly N"
+        ),
+    ] = None,
     warmup: Annotated[int, typer.Option(help="untimed full runs first")] = 1,
+    budget: Annotated[
+        float,
+        typer.Option(
+            help="time budget of the whole run in seconds (0: none); audiofx's rows always "
+            "run in full, slower peers run fewer repeats or a slice of the signal"
+        ),
+    ] = DEFAULT_BUDGET_S,
+    memory_share: Annotated[
+        float,
+        typer.Option(help="keep the process's memory within this share of what is available"),
+    ] = 0.5,
+    output_format: Annotated[
+        str, typer.Option("--format", help="stdout: table | csv | json")
+    ] = "table",
     csv: Annotated[Path | None, typer.Option("--csv", help="write every row to this CSV")] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="write a throughput plot (PNG; needs matplotlib)")
@@ -122,8 +154,12 @@ def bench(
         float, typer.Option(help="audiofx streaming chunk and file block (0: whole signal)")
     ] = 10.0,
     progress: Annotated[
-        bool, typer.Option(help="progress bar on stderr (default: when it is a terminal)")
-    ] = sys.stderr.isatty(),
+        bool | None,
+        typer.Option(
+            help="progress bar on stderr (default: when it is a terminal; else one line per "
+            "finished measurement)"
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
 ) -> None:
     """Benchmark audiofx against scipy, torchaudio and torchfx on the same signal."""
@@ -132,19 +168,18 @@ def bench(
             suite, channels, duration, backends, device, repeat, warmup, chain, rate, seed,
             tolerance, chunk_seconds, csv, plot,
         )  # fmt: skip
+        _budgets(options, budget, memory_share, output_format)
         from audiofx_cli.bench.runner import check_memory
 
         check_memory(options)
         from audiofx_cli.device import resolve_device  # imports torch from here on
 
         options.devices = list(dict.fromkeys(str(resolve_device(d)) for d in devices))
-        result = _run(options, progress)
-        from rich.console import Console
-
-        from audiofx_cli.bench import report
-
-        report.render(result, Console())
+        result = _run(options, sys.stderr.isatty() if progress is None else progress)
+        _print(result, output_format)
         if csv is not None:
+            from audiofx_cli.bench import report
+
             report.write_csv(result, csv)
             typer.echo(f"wrote {csv}", err=True)
         if plot is not None:
@@ -160,7 +195,7 @@ def _options(
     duration: str | None,
     backends: str | None,
     device: str,
-    repeat: int,
+    repeat: int | None,
     warmup: int,
     chain: str | None,
     rate: int,
@@ -187,7 +222,7 @@ def _options(
 
         load_spec(chain)  # a bad chain is an error now, not after the first measurements
     devices = [check_device_name(d) for d in _split(device)] or ["auto"]
-    if repeat < 1:
+    if repeat is not None and repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {repeat}")
     if warmup < 0:
         raise UsageError(f"--warmup must be 0 or more, got {warmup}")
@@ -218,7 +253,8 @@ def _options(
         channels=parse_ints(channels, "--channels") if channels is not None else None,
         durations_s=parse_seconds(duration, "--duration") if duration is not None else None,
         backends=chosen,
-        repeat=repeat,
+        repeat=DEFAULT_REPEAT if repeat is None else repeat,
+        repeat_forced=repeat is not None,
         warmup=warmup,
         rate_hz=rate,
         chain=chain,
@@ -229,28 +265,49 @@ def _options(
     return options, devices
 
 
-def _run(options: BenchOptions, show_progress: bool) -> BenchResult:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+def _budgets(options: BenchOptions, budget_s: float, share: float, output_format: str) -> None:
+    """Check --budget, --memory-share and --format, and set the budgets on `options`."""
+    if not (math.isfinite(budget_s) and budget_s >= 0):
+        raise UsageError(f"--budget must be 0 (no limit) or more seconds, got {budget_s:g}")
+    if not (math.isfinite(share) and 0 < share <= 1):
+        raise UsageError(f"--memory-share must be in (0, 1], got {share:g}")
+    if output_format not in FORMATS:
+        raise UsageError(f"--format: unknown '{output_format}' (choose from {', '.join(FORMATS)})")
+    options.budget_s = budget_s or None
+    options.memory_share = share
 
-    from audiofx_cli.bench.runner import count_runs, run_bench
+
+def _run(options: BenchOptions, show_progress: bool) -> BenchResult:
+    """Run with a progress bar on stderr, or one plain line per measurement there."""
+    from audiofx_cli.bench.live import LogLines, ProgressBar
+    from audiofx_cli.bench.runner import run_bench
 
     if not show_progress:
-        return run_bench(options)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} runs"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("bench", total=count_runs(options))
+        return run_bench(options, LogLines(sys.stderr))
+    from rich.console import Console
 
-        def update(text: str, done: float) -> None:
-            bar.update(task, description=text, completed=done)
+    with ProgressBar(Console(stderr=True)) as bar:
+        return run_bench(options, bar)
 
-        return run_bench(options, update)
+
+def _print(result: BenchResult, output_format: str) -> None:
+    """The result on stdout: a rich table on a terminal, plain aligned text elsewhere, or CSV
+    or JSON (then the summary and the footer go to stderr)."""
+    from audiofx_cli.bench import report
+
+    if output_format == "table":
+        if sys.stdout.isatty():
+            from rich.console import Console
+
+            report.render(result, Console())
+        else:
+            report.render_plain(result, sys.stdout)
+    else:
+        text = report.csv_text(result) if output_format == "csv" else report.json_text(result)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        for line in [*report.summary_lines(result), report.footer_line(result)]:
+            typer.echo(line, err=True)
+    sys.stdout.flush()
 
 
 bench.__doc__ = (bench.__doc__ or "") + EXAMPLES
