@@ -276,24 +276,17 @@ def test_killed_client_cancels_its_job(server, inputs, tmp_path):
     assert not out.exists() and not temps(tmp_path)
 
 
-def job_pid(server_pid: int) -> int:
-    """The one job the server has forked (found by parent pid in /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == server_pid:
-            children.append(int(entry.name))
-    assert len(children) == 1, children
-    return children[0]
+def job_pid(server: Server) -> int:
+    """The running job's pid: the name of its journal (the spare child has none yet)."""
+    journals = list((server.folder / "jobs").iterdir())
+    assert len(journals) == 1, journals
+    return int(journals[0].name)
 
 
 def test_killed_server_ends_the_client_with_one_line(server, inputs, tmp_path):
     pid = server.ensure()["pid"]
     client, out = long_job(inputs, tmp_path, server.env)
-    job = job_pid(pid)
+    job = job_pid(server)
     os.kill(pid, signal.SIGKILL)
     _, err = client.communicate(timeout=60)
     assert client.returncode == 1
@@ -310,7 +303,7 @@ def test_killed_server_ends_the_client_with_one_line(server, inputs, tmp_path):
 def test_server_and_job_killed_leave_nothing_after_a_restart(server, inputs, tmp_path):
     pid = server.ensure()["pid"]
     client, out = long_job(inputs, tmp_path, server.env)
-    job = job_pid(pid)
+    job = job_pid(server)
     os.kill(job, signal.SIGSTOP)  # frozen: it cannot clean up after itself
     os.kill(pid, signal.SIGKILL)
     os.kill(job, signal.SIGKILL)

@@ -27,7 +27,7 @@ import socket
 import sys
 
 PROTOCOL = 1
-MAX_FDS = 4  # stdin, stdout, stderr, working folder
+MAX_FDS = 8  # stdin, stdout, stderr, working folder (+ the client's socket, to a spare)
 MAX_MESSAGE = 1 << 22
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 # Read once when Python, torch, OpenMP, numba or typer start: a warm server cannot follow a
@@ -123,9 +123,9 @@ class Channel:
     """A socket carrying JSON lines (and descriptors); keeps bytes read past a line for the
     next `receive`, so a forked job goes on reading where the server stopped."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, buffer: bytes = b"") -> None:
         self.sock = sock
-        self.buffer = b""
+        self.buffer = buffer
 
     def send(self, message: dict[str, object], fds: list[int] | None = None) -> None:
         data = encode(message)
