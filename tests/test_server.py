@@ -122,6 +122,7 @@ def inputs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("inputs")
     write_audio(folder / "in.wav", 0.3 * unit_noise(1, 67200, seed=1), 48000)
     write_audio(folder / "st.wav", 0.5 * unit_noise(2, 35280, seed=2), 44100, "FLOAT")
+    write_audio(folder / "six.wav", 0.3 * unit_noise(6, 48000, seed=5), 48000, "PCM_24")
     nan = 0.1 * unit_noise(1, 4800, seed=3)
     nan[0, 100] = np.nan
     write_audio(folder / "nan.wav", nan, 48000, "FLOAT")
@@ -171,6 +172,7 @@ def json_report(data: bytes) -> dict:
 CASES = [
     (["process", "in.wav", "-c", "vocal", "-o", "out.wav"], False),
     (["process", "st.wav", "-c", "podcast", "-o", "out.flac", "--subtype", "PCM_24"], False),
+    (["process", "six.wav", "-c", "telephone", "-o", "six_out.wav"], False),  # 2 lane groups
     (["process", "in.wav", "-c", "mfcc-13", "-o", "feat.npz", "--precision", "float64"], False),
     (["process", "takes", "--out-dir", "clean", "-c", "rumble", "--json", "r.json"], True),
     (["process", "nan.wav", "-c", "vocal", "-o", "nan_out.wav"], False),
@@ -199,7 +201,7 @@ def test_commands_give_the_same_bytes_through_the_server(server, inputs, tmp_pat
     assert server.served() == served + len(CASES)  # every case ran on the server
     ours, theirs = outputs(there, inputs), outputs(here, inputs)
     assert sorted(ours) == sorted(theirs)
-    assert {"out.wav", "out.flac", "feat.npz", "clean/t0.wav", "r.json"} <= set(ours)
+    assert {"out.wav", "out.flac", "six_out.wav", "feat.npz", "clean/t0.wav", "r.json"} <= set(ours)
     for name, data in theirs.items():
         if name.endswith(".json"):
             assert json_report(ours[name]) == json_report(data), name
@@ -217,6 +219,38 @@ def test_pipes_in_and_out(server, inputs):
     assert normalized(got.stderr, False) == normalized(ref.stderr, False)
     empty = cli(args, server.env, stdin=b"")
     assert empty.returncode == 1 and b"stdin is empty" in empty.stderr
+
+
+def on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> bytes:
+    """What a command writes to a terminal (a pseudo-terminal as stdin, stdout and stderr)."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**env, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40"}
+    client = subprocess.Popen(
+        [*CLI, *args], env=env, cwd=cwd, stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every writer closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert client.wait(timeout=120) == 0, seen.decode(errors="replace")
+    return seen
+
+
+def test_progress_bars_and_colours_on_the_clients_terminal(server, inputs, tmp_path):
+    args = ["process", "takes", "--out-dir", "out", "-c", "rumble"]
+    ref = on_a_terminal(args, make_env(server.folder, "off"), copy_inputs(inputs, tmp_path / "a"))
+    got = on_a_terminal(args, server.env, copy_inputs(inputs, tmp_path / "b"))
+    assert b"\x1b[?25l" in got and b"3/3 files" in got  # rich's live progress bar, hidden cursor
+    assert normalized(got, True) == normalized(ref, True)
 
 
 def test_four_clients_at_once(server, inputs, tmp_path):

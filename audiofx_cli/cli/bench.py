@@ -188,7 +188,7 @@ def _options(
     else:
         suites = parse_names(suite, list(SUITES), "--suite")
     if chain is not None and not set(suites) & {"chain", "file", "loop"}:
-        raise UsageError("--chain is for the chain, file and loop suites (--suite chain, ...)")
+        raise UsageError("--chain is for the chain and file suites and the loop suite")
     if "chain" in suites and chain is None:
         raise UsageError("--suite chain needs --chain FILE_OR_PRESET")
     if chain is not None:
