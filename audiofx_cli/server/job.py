@@ -95,8 +95,11 @@ def _adopt(request: dict[str, Any], fds: list[int], journal: Journal) -> None:
     """Take the client's streams, folder, umask, environment, argv and temporary folder."""
     received = iter(fds)
     for target, described in enumerate(request["streams"]):
-        if described is None:
-            os.close(target)  # closed in the client: closed here too
+        if described is None:  # closed in the client: closed here too
+            try:
+                os.close(target)
+            except OSError:
+                pass
         else:
             fd = next(received)
             os.dup2(fd, target)
