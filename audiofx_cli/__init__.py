@@ -13,9 +13,12 @@ Torch is imported lazily, on first use of `load_chain` or `process_file`.
 from __future__ import annotations
 
 import os as _os
-from typing import Any
 
 from audiofx_cli._version import __version__
+
+TYPE_CHECKING = False  # typing is not imported: the thin client imports this package
+if TYPE_CHECKING:
+    from typing import Any
 
 # libgomp, the OpenMP runtime torch loads (and the IIR engine dispatches lane groups through:
 # audiofx_cli.dsp.omp), keeps idle threads spinning for 300,000 pause instructions (about 20 ms

@@ -18,6 +18,9 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
+# An audiofx server a developer left running must not answer the CLI tests' commands;
+# tests/test_server.py starts its own and sets AUDIOFX_SERVER per command.
+os.environ["AUDIOFX_SERVER"] = "off"
 CLI = [sys.executable, "-m", "audiofx_cli"]  # the CLI of this checkout, in a subprocess
 REQUIRE_SOX = os.environ.get("AUDIOFX_REQUIRE_SOX") == "1"
 REQUIRE_GPU = os.environ.get("AUDIOFX_REQUIRE_GPU") == "1"

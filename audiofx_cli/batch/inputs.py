@@ -16,8 +16,8 @@ from pathlib import Path
 import soundfile as sf
 
 from audiofx_cli.errors import UsageError
+from audiofx_cli.io.temp import TEMP_SUFFIX
 
-TEMP_SUFFIX = ".audiofx-tmp"
 # Files with these names are taken even when libsndfile cannot open them, so a broken or fake
 # "x.wav" gets a reason in the report instead of vanishing from the batch.
 AUDIO_EXTENSIONS = {

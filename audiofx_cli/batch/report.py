@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from typing import Any
 from audiofx_cli._version import __version__
 from audiofx_cli.batch.runner import FileResult
 from audiofx_cli.chain.spec import ChainSpec
+from audiofx_cli.io.temp import temp_beside
 
 
 @dataclass
@@ -71,9 +71,7 @@ def write_json_report(path: Path, summary: BatchSummary, spec: ChainSpec) -> Non
         "files": [r.as_dict() for r in order],
     }
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".audiofx-tmp", dir=path.parent if str(path.parent) else "."
-    )
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(document, handle, indent=2)

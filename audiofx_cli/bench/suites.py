@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_RATE_HZ = 44100
-KINDS = ("iir", "fir", "chain", "file")
+KINDS = ("iir", "fir", "chain", "file", "loop")
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,7 @@ class Suite:
     channels: tuple[int, ...] = (8,)
     durations_s: tuple[float, ...] = (60.0,)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    rate_hz: int = DEFAULT_RATE_HZ  # when --rate is not given
 
     def describe_filters(self) -> str:
         return "; ".join(f.describe() for f in self.filters)
@@ -214,6 +215,15 @@ SUITES: dict[str, Suite] = {
         IIR_FILTERS,
         channels=(8,),
         durations_s=(60.0,),
+    ),
+    "loop": Suite(
+        "loop",
+        "loop",
+        "a shell loop of `audiofx process` over --files short files: in-process, with a warm "
+        "server, and SoX with the same filters (bench/loop.py)",
+        channels=(1,),
+        durations_s=(1.4,),
+        rate_hz=48000,
     ),
 }
 DEFAULT_SUITES = ("iir", "fir", "api")

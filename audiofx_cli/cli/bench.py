@@ -37,7 +37,10 @@ EXAMPLES = """
 
   audiofx bench --suite file --duration 600 --channels 8
 
-Suites: api, iir, fir (default: all three), chain (--chain), file (decode + chain + encode).
+  audiofx bench --suite loop --files 20 --duration 1.4
+
+Suites: api, iir, fir (default: all three), chain (--chain), file (decode + chain + encode),
+loop (one `audiofx process` per file: in-process, with a server, and SoX).
 
 Backends: audiofx, scipy, scipy-sos, scipy-oa, torchaudio, torchfx (if installed), io-only.
 
@@ -102,7 +105,9 @@ def parse_names(text: str, known: list[str], option: str) -> list[str]:
 def bench(
     suite: Annotated[
         str | None,
-        typer.Option(help="api | iir | fir | chain | file, or a comma list (default: iir,fir,api)"),
+        typer.Option(
+            help="api | iir | fir | chain | file | loop, or a comma list (default: iir,fir,api)"
+        ),
     ] = None,
     channels: Annotated[
         str | None, typer.Option(help="channel counts, comma list (default: the suite's)")
@@ -143,9 +148,11 @@ def bench(
         Path | None, typer.Option("--plot", help="write a throughput plot (PNG; needs matplotlib)")
     ] = None,
     chain: Annotated[
-        str | None, typer.Option(help="chain file or preset for the chain (and file) suite")
+        str | None, typer.Option(help="chain file or preset for the chain, file and loop suites")
     ] = None,
-    rate: Annotated[int, typer.Option(help="sample rate in Hz")] = 44100,
+    rate: Annotated[
+        int | None, typer.Option(help="sample rate in Hz (default: 44100; 48000 for --suite loop)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the test signal")] = 0,
     tolerance: Annotated[
         float, typer.Option(help="flag an output whose relative error is above this")
@@ -153,6 +160,7 @@ def bench(
     chunk_seconds: Annotated[
         float, typer.Option(help="audiofx streaming chunk and file block (0: whole signal)")
     ] = 10.0,
+    files: Annotated[int, typer.Option(help="loop suite: files, one `audiofx process` each")] = 20,
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -166,7 +174,7 @@ def bench(
     with exit_on_error(debug):
         options, devices = _options(
             suite, channels, duration, backends, device, repeat, warmup, chain, rate, seed,
-            tolerance, chunk_seconds, csv, plot,
+            tolerance, chunk_seconds, csv, plot, files,
         )  # fmt: skip
         _budgets(options, budget, memory_share, output_format)
         from audiofx_cli.bench.runner import check_memory
@@ -204,6 +212,7 @@ def _options(
     chunk_seconds: float,
     csv: Path | None,
     plot: Path | None,
+    files: int = 20,
 ) -> tuple[BenchOptions, list[str]]:
     from audiofx_cli.bench.backends import BACKENDS
     from audiofx_cli.bench.runner import BenchOptions
@@ -213,8 +222,8 @@ def _options(
         suites = ["chain"] if chain else list(DEFAULT_SUITES)
     else:
         suites = parse_names(suite, list(SUITES), "--suite")
-    if chain is not None and not set(suites) & {"chain", "file"}:
-        raise UsageError("--chain is for the chain and file suites (--suite chain or file)")
+    if chain is not None and not set(suites) & {"chain", "file", "loop"}:
+        raise UsageError("--chain is for the chain and file suites and the loop suite")
     if "chain" in suites and chain is None:
         raise UsageError("--suite chain needs --chain FILE_OR_PRESET")
     if chain is not None:
@@ -226,8 +235,10 @@ def _options(
         raise UsageError(f"--repeat must be at least 1, got {repeat}")
     if warmup < 0:
         raise UsageError(f"--warmup must be 0 or more, got {warmup}")
-    if rate < 1:
+    if rate is not None and rate < 1:
         raise UsageError(f"--rate must be a positive number of Hz, got {rate}")
+    if files < 1:
+        raise UsageError(f"--files must be at least 1, got {files}")
     if not tolerance > 0:
         raise UsageError(f"--tolerance must be > 0, got {tolerance}")
     if not (math.isfinite(chunk_seconds) and chunk_seconds >= 0):
@@ -242,7 +253,11 @@ def _options(
     chosen = parse_names(backends, list(BACKENDS), "--backends") if backends else None
     for name in suites:
         kind = SUITES[name].kind
-        if chosen is not None and not any(kind in BACKENDS[b].kinds for b in chosen):
+        if (
+            chosen is not None
+            and kind != "loop"
+            and not any(kind in BACKENDS[b].kinds for b in chosen)
+        ):
             able = [b for b in BACKENDS if kind in BACKENDS[b].kinds]
             raise UsageError(
                 f"--backends {backends}: none of them runs the {name} suite "
@@ -256,11 +271,12 @@ def _options(
         repeat=DEFAULT_REPEAT if repeat is None else repeat,
         repeat_forced=repeat is not None,
         warmup=warmup,
-        rate_hz=rate,
+        rate_hz=rate or min(SUITES[name].rate_hz for name in suites),
         chain=chain,
         seed=seed,
         tolerance=tolerance,
         chunk_seconds=chunk_seconds,
+        files=files,
     )
     return options, devices
 

@@ -6,12 +6,21 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 
 from audiofx_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, AudiofxError
 
 DEBUG_HELP = "show a traceback on errors"
+# Read by the entry point before the app runs (audiofx_cli.server.client); the app ignores it.
+NoServer = Annotated[
+    bool,
+    typer.Option(
+        "--no-server",
+        help="run in this process even when an audiofx server runs (also AUDIOFX_SERVER=off)",
+    ),
+]
 
 
 def error(message: str) -> None:

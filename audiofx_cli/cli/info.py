@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from audiofx_cli.cli.common import DEBUG_HELP, error
+from audiofx_cli.cli.common import DEBUG_HELP, NoServer, error
 from audiofx_cli.errors import EXIT_FAILED, AudiofxError
 
 ROWS = (
@@ -66,6 +66,7 @@ def info(
         bool, typer.Option("--json", help="print a JSON list on stdout (for scripts)")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
+    no_server: NoServer = False,
 ) -> None:
     """Show format, duration, peak, true peak, RMS, integrated loudness (EBU R128), DC offset,
     clipped and NaN/Inf sample counts of audio files, streamed in blocks.

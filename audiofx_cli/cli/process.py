@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from audiofx_cli.cli.common import DEBUG_HELP, exit_on_error, warn
+from audiofx_cli.cli.common import DEBUG_HELP, NoServer, exit_on_error, warn
 from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
 
@@ -259,6 +259,7 @@ def process(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print errors only")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
+    no_server: NoServer = False,
 ) -> None:
     with exit_on_error(debug):
         check_device_name(device)

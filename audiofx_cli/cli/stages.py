@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from audiofx_cli.cli.common import exit_on_error
+from audiofx_cli.cli.common import NoServer, exit_on_error
 from audiofx_cli.errors import UsageError
 
 REGENERATE = "audiofx stages --markdown > STAGES.md"
@@ -105,6 +105,7 @@ def stages(
             help="print the stage reference as Markdown (all stages, or NAME) to stdout",
         ),
     ] = False,
+    no_server: NoServer = False,
 ) -> None:
     """List every stage with a one-line description, or one stage's parameters.
 

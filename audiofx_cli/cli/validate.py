@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from audiofx_cli.cli.common import DEBUG_HELP, exit_on_error
+from audiofx_cli.cli.common import DEBUG_HELP, NoServer, exit_on_error
 from audiofx_cli.errors import UsageError
 
 
@@ -31,6 +31,7 @@ def validate(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no output when valid")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
+    no_server: NoServer = False,
 ) -> None:
     """Validate a chain spec: stage names, keys, types, ranges (and Nyquist with --sample-rate).
 

@@ -9,7 +9,6 @@ output is deterministic) to samples that are not already on the output grid; see
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import soundfile as sf
 
 from audiofx_cli.errors import AudioFormatError, AudioReadError, AudioWriteError
 from audiofx_cli.io import pcm
+from audiofx_cli.io.temp import temp_beside
 
 EXTENSION_FORMATS = {
     ".wav": "WAV",
@@ -245,13 +245,12 @@ class AtomicAudioWriter:
         self.clipped = 0
         self.peak = 0.0
         self.frames = 0
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".audiofx-tmp", dir=self.path.parent or "."
-        )
+        fd, self.tmp = temp_beside(self.path)
         os.close(fd)
-        self.tmp = Path(tmp)
         try:
-            self._file = sf.SoundFile(tmp, "w", int(sample_rate), channels, subtype, format=format)
+            self._file = sf.SoundFile(
+                str(self.tmp), "w", int(sample_rate), channels, subtype, format=format
+            )
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             self.tmp.unlink(missing_ok=True)
             raise AudioWriteError(

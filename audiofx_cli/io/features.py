@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from audiofx_cli.axes import FeatureAxes
 from audiofx_cli.errors import AudioFormatError, AudioWriteError, UsageError
 from audiofx_cli.io.behind import WriteBehind
 from audiofx_cli.io.npz_stream import NpzStream
+from audiofx_cli.io.temp import TEMP_SUFFIX, temp_beside
 
 FEATURE_SUFFIXES = (".npz", ".pt")
 _DTYPES = {None: "float32", "FLOAT": "float32", "DOUBLE": "float64"}
@@ -140,11 +140,8 @@ class FeatureSink:
             axes = FeatureAxes(names, float(sample_rate), axes.sample_rate)
         self.axes = axes.for_channels(template.shape[0])
         self.shape = tuple(template.shape[:-1])
-        suffix = ".audiofx-tmp" if self.format == "npz" else ".audiofx-tmp.raw"
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent or "."
-        )
-        self.tmp = Path(tmp)
+        suffix = TEMP_SUFFIX if self.format == "npz" else TEMP_SUFFIX + ".raw"
+        fd, self.tmp = temp_beside(self.path, suffix)
         if self.format == "npz":  # written in place: the archive is the temporary file
             os.close(fd)
             self._file = NpzStream(self.tmp, self.dtype, self.shape)
@@ -196,11 +193,8 @@ class FeatureSink:
                 final, self.tmp = self.tmp, None
             else:
                 self._file.close()
-                fd, tmp = tempfile.mkstemp(
-                    prefix=f".{self.path.name}.", suffix=".audiofx-tmp", dir=self.path.parent or "."
-                )
+                fd, final = temp_beside(self.path)
                 os.close(fd)
-                final = Path(tmp)
                 _write_pt(final, self.tmp, (*self.shape, self.frames), self.dtype, meta)
                 self.tmp.unlink(missing_ok=True)
             _place(final, self.path, self.overwrite)
