@@ -63,6 +63,18 @@ class Reverb(TailStage):
         self.tail = int(round(tail_s * sample_rate))
         self.left = fv.tunings(sample_rate, spread=False)
         self.right = fv.tunings(sample_rate, spread=True)
+        self.params_array = np.array(
+            [
+                self.feedback,
+                self.damp,
+                1.0 - self.damp,
+                self.wet1,
+                self.wet2,
+                self.dry,
+                fv.FIXED_GAIN,
+                fv.FLUSH,
+            ]
+        )
 
     def _lengths(self, x: Tensor) -> tuple[np.ndarray, np.ndarray]:
         tanks = math.prod(x.shape[:-1])
@@ -77,30 +89,22 @@ class Reverb(TailStage):
         return {"tanks": fv.zero_state(combs, allpasses), "seen": False, "template": x[..., :0]}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One chunk; the tanks in `state` are updated in place (and returned)."""
         if state is None:
             state = self.init_state(x)
         n = x.shape[-1]
         if n == 0:
             return x.clone(), state
-        xs = x.detach().to("cpu", torch.float64).numpy()
-        stereo = x.shape[-2] == 2
-        feed = xs.sum(axis=-2, keepdims=True).repeat(2, axis=-2) if stereo else xs
-        combs, allpasses = self._lengths(x)
-        tanks, new = fv.freeverb_tanks(
-            (feed * fv.FIXED_GAIN).reshape(-1, n),
-            combs,
-            allpasses,
-            state["tanks"],
-            self.feedback,
-            self.damp,
-        )
-        tanks = tanks.reshape(xs.shape)
-        if stereo:
-            wet = self.wet1 * tanks + self.wet2 * tanks[..., ::-1, :]
-        else:
-            wet = self.wet1 * tanks
-        y = torch.from_numpy(wet + self.dry * xs).to(device=x.device, dtype=x.dtype)
-        return y, self.mark_seen({**state, "tanks": new}, x)
+        dtype = x.dtype if str(x.dtype).removeprefix("torch.") in fv.KERNEL_DTYPES else None
+        rows = x.detach().reshape(-1, n).to("cpu", dtype or torch.float64).contiguous()
+        y = torch.empty_like(rows)
+        fv.freeverb(rows.numpy(), y.numpy(), state["tanks"], self.params_array, self.stereo(x))
+        y = y.reshape(x.shape).to(device=x.device, dtype=x.dtype)
+        return y, self.mark_seen(state, x)
+
+    @staticmethod
+    def stereo(x: Tensor) -> bool:
+        return x.shape[-2] == 2
 
 
 class Convolve(TailStage):
