@@ -2,7 +2,7 @@
 
     flock /tmp/audiofx-bench.lock python scripts/measure_time_effects.py
     python scripts/measure_time_effects.py --duration 600 --repeat 1   # per-sample cost
-    python scripts/measure_time_effects.py --only reverb chorus
+    python scripts/measure_time_effects.py --only reverb chorus --threads 1
 
 Signal: `--channels` x `--duration` s of 44.1 kHz float32 unit-variance noise (times 0.25),
 processed whole (`stage(x)`, zero state, as `pedalboard.Plugin.process(x, rate)` with its
@@ -82,9 +82,7 @@ CASES = [
         "flanger (defaults; pb Chorus 2 ms, depth 0.9, fb 0.5, 0.5 Hz)",
         "flanger",
         _plugin(
-            lambda pb: pb.Chorus(
-                rate_hz=0.5, depth=0.9, centre_delay_ms=2.0, feedback=0.5, mix=0.5
-            )
+            lambda pb: pb.Chorus(rate_hz=0.5, depth=0.9, centre_delay_ms=2.0, feedback=0.5, mix=0.5)
         ),
     ),
     Case("phaser (defaults)", "phaser", _plugin(lambda pb: pb.Phaser())),
@@ -154,7 +152,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=None, help="stage names to run")
     parser.add_argument("--no-pedalboard", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (kernels spread rows on them)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     frames = int(args.duration * RATE)
     rng = np.random.default_rng(0)
     xn = (0.25 * rng.standard_normal((args.channels, frames))).astype(np.float32)

@@ -25,7 +25,6 @@ SCALE_WET, SCALE_DRY = 3.0, 2.0
 SCALE_DAMP, SCALE_ROOM, OFFSET_ROOM = 0.4, 0.28, 0.7
 ALLPASS_FEEDBACK = 0.5
 FLUSH = 1e-30  # magnitudes below this are stored as 0 (about -600 dB)
-KERNEL_DTYPES = ("float32", "float64")  # signal dtypes the kernel reads and writes directly
 
 
 def tunings(sample_rate: float, spread: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from audiofx_cli.errors import ParamError
 from audiofx_cli.io.chain_files import read_ir
 from audiofx_cli.stages.base import State
 from audiofx_cli.stages.delays import TailStage
+from audiofx_cli.stages.rows import kernel_rows, like
 
 
 class Reverb(TailStage):
@@ -95,12 +96,9 @@ class Reverb(TailStage):
         n = x.shape[-1]
         if n == 0:
             return x.clone(), state
-        dtype = x.dtype if str(x.dtype).removeprefix("torch.") in fv.KERNEL_DTYPES else None
-        rows = x.detach().reshape(-1, n).to("cpu", dtype or torch.float64).contiguous()
-        y = torch.empty_like(rows)
+        rows, y = kernel_rows(x)
         fv.freeverb(rows.numpy(), y.numpy(), state["tanks"], self.params_array, self.stereo(x))
-        y = y.reshape(x.shape).to(device=x.device, dtype=x.dtype)
-        return y, self.mark_seen(state, x)
+        return like(y, x), self.mark_seen(state, x)
 
     @staticmethod
     def stereo(x: Tensor) -> bool:
@@ -171,6 +169,7 @@ class Convolve(TailStage):
             state = self.init_state(x)
         self._check(x.shape[-2])
         n_fft = fft_size(x.shape[-1], self.taps)
-        wet, history = overlap_save(x, state["history"], self._spectrum(n_fft), self.taps, n_fft)
-        y = (self.wet * wet + self.dry * x.to(torch.float64)).to(x.dtype)
+        spectrum = self._spectrum(n_fft)
+        mix = (self.wet, self.dry)
+        y, history = overlap_save(x, state["history"], spectrum, self.taps, n_fft, mix)
         return y, self.mark_seen({**state, "history": history}, x)
