@@ -17,10 +17,15 @@ def crush_rows(x, y, held, phase, downsample, step, r0, r1):  # type: ignore[no-
             for j in range(n):
                 yr[j] = np.floor(xr[j] * scale + 0.5) * step
             continue
-        value, p = held[r], phase
-        for j in range(n):
-            if p == 0:
+        # the group in progress (from before x), then whole groups: quantise once, hold
+        value = held[r]
+        j = 0
+        while j < n:
+            if j > 0 or phase == 0:
                 value = float(xr[j])
-            yr[j] = np.floor(value * scale + 0.5) * step
-            p = 0 if p + 1 == downsample else p + 1
+            q = np.floor(value * scale + 0.5) * step
+            stop = min(n, j + (downsample - phase if j == 0 else downsample))
+            for k in range(j, stop):
+                yr[k] = q
+            j = stop
         held[r] = value

@@ -135,17 +135,21 @@ def chorus_rows(  # type: ignore[no-untyped-def]
     n = x.shape[1]
     channels, voices = offsets.shape
     mask = np.uint64(ring.shape[1] - 1)
-    delays = np.empty((channels * voices, BLOCK))
+    delays = np.empty((channels * voices, BLOCK))  # the LFOs, then ceil(delay)
+    fracs = np.empty((channels * voices, BLOCK))  # ceil(delay) - delay
     wet = np.empty(BLOCK)
     for b in range(0, n, BLOCK):
         m = min(BLOCK, n - b)
         lfo_blocks(delays, start + b, m, inc, offsets, triangle)
         shortest = np.inf
         for q in range(delays.shape[0]):
+            dq, fq = delays[q], fracs[q]
             for j in range(m):
-                d = max(centre * (1.0 + depth * delays[q, j]), 1.0)
-                delays[q, j] = d
+                d = max(centre * (1.0 + depth * dq[j]), 1.0)
                 shortest = min(shortest, d)
+                whole = np.ceil(d)
+                fq[j] = whole - d  # the read position i - d is i - whole + frac
+                dq[j] = whole
         step = max(1, np.int64(np.ceil(shortest)) - 1)
         for r in range(r0, r1):
             line = ring[r]
@@ -153,18 +157,15 @@ def chorus_rows(  # type: ignore[no-untyped-def]
             xr, yr = x[r, b : b + m], y[r, b : b + m]
             for s in range(0, m, step):
                 e = min(m, s + step)
-                for j in range(s, e):
-                    wet[j] = 0.0
                 for v in range(voices):
-                    dv = delays[first + v]
+                    dv, fv = delays[first + v], fracs[first + v]
                     for j in range(s, e):
-                        d = dv[j]
-                        whole = np.ceil(d)
-                        frac = whole - d  # the read position i - d is k + frac
-                        k = np.uint64(start + b + j - np.int64(whole))  # mod 2^64, then R
+                        k = np.uint64(start + b + j - np.int64(dv[j]))  # mod 2^64, then R
                         lo = line[k & mask]
                         hi = line[(k + np.uint64(1)) & mask]
-                        wet[j] += lo + frac * (hi - lo) if frac > 0.0 else lo
+                        frac = fv[j]
+                        value = lo + frac * (hi - lo) if frac > 0.0 else lo
+                        wet[j] = value if v == 0 else wet[j] + value
                 for j in range(s, e):
                     total = wet[j] / voices if voices > 1 else wet[j]
                     xv = xr[j]
