@@ -212,16 +212,10 @@ def _tail(out: list[str], tanks: int, fi: str, fo: str, width: int, tag: str) ->
             acc = f"%ba{name}"
         outs.append(acc)
     out.append(f"  %at{tag} = add i64 %i, {k}")
-    fin = fi if width == 1 else f"<{width} x {fi}>"
     fout = fo if width == 1 else f"<{width} x {fo}>"
     for row in range(tanks):
         name = f"{row}{tag}"
-        out.append(f"  %xa{name} = getelementptr {fi}, ptr %x{row}, i64 %at{tag}")
-        out.append(f"  %xr{name} = load {fin}, ptr %xa{name}, align 4")
-        x = f"%xr{name}"
-        if fi == "float":
-            out.append(f"  %xd{name} = fpext {fin} {x} to {ty}")
-            x = f"%xd{name}"
+        x = _load_x(out, name, row, fi, f"%at{tag}", width)
         out.append(f"  %m1_{name} = fmul {ty} {c['wet1']}, {outs[row]}")
         wet = f"%m1_{name}"
         if tanks == 2:
@@ -238,14 +232,15 @@ def _tail(out: list[str], tanks: int, fi: str, fo: str, width: int, tag: str) ->
         out.append(f"  store {fout} {y}, ptr %ya{name}, align 4")
 
 
-def _load_x(out: list[str], row: int, fi: str) -> str:
-    """Input row `row` at %atj, as a double."""
-    out.append(f"  %xa{row} = getelementptr {fi}, ptr %x{row}, i64 %atj")
-    out.append(f"  %xr{row} = load {fi}, ptr %xa{row}")
+def _load_x(out: list[str], name: str, row: int, fi: str, at: str, width: int) -> str:
+    """`width` samples of input row `row` from index `at`, as double(s) named after `name`."""
+    fin, ty = (fi, "double") if width == 1 else (f"<{width} x {fi}>", _ty(width))
+    out.append(f"  %xa{name} = getelementptr {fi}, ptr %x{row}, i64 {at}")
+    out.append(f"  %xr{name} = load {fin}, ptr %xa{name}, align 4")
     if fi == "double":
-        return f"%xr{row}"
-    out.append(f"  %xd{row} = fpext float %xr{row} to double")
-    return f"%xd{row}"
+        return f"%xr{name}"
+    out.append(f"  %xd{name} = fpext {fin} %xr{name} to {ty}")
+    return f"%xd{name}"
 
 
 def kernel_ir(stereo: bool, in_dtype: str, out_dtype: str) -> str:
@@ -292,7 +287,7 @@ def kernel_ir(stereo: bool, in_dtype: str, out_dtype: str) -> str:
     for t in range(tanks):
         out.append(f"  %S{t} = phi {V8} [%S{t}.o, %setup], [%S{t}.n, %combs]")
     out.append("  %atj = add i64 %i, %j")
-    xs = [_load_x(out, row, fi) for row in range(tanks)]
+    xs = [_load_x(out, f"{row}j", row, fi, "%atj", 1) for row in range(tanks)]
     if stereo:
         out.append(f"  %sum = fadd double {xs[0]}, {xs[1]}")
         out.append("  %feed = fmul double %sum, %gain")
