@@ -1,10 +1,13 @@
 """Delay lines with explicit state: a feedback delay (comb) and a multi-tap echo (FIR).
 
-`feedback_delay` computes d[n] = w[n - D] with w[n] = x[n] + g * w[n - D]. Every output of a
-block of at most D samples depends only on w from before the block, so the recursion runs a
-sub-block of D samples at a time (vectorised, any device). Delays shorter than
-`MIN_BLOCK_DELAY` samples go through a small compiled kernel instead (numba, CPU). Both give
-the same result for any chunking: the state is the last D samples of w.
+Two implementations of each, with the same results:
+- `delay_rows` / `echo_rows`: compiled kernels (`audiofx_cli.dsp.delay_kernels`, numba,
+  imported on first use) over rows of float32 / float64 samples with a float64 ring updated
+  in place; what the stages use;
+- `feedback_delay` / `multi_tap`: torch functions, differentiable and on any device (the
+  stages use them when autograd tracks the input). `feedback_delay` runs a sub-block of D
+  samples at a time: every output of a block of at most D samples depends only on the line
+  before the block.
 """
 
 from __future__ import annotations
@@ -13,34 +16,51 @@ import numpy as np
 import torch
 from torch import Tensor
 
-MIN_BLOCK_DELAY = 64  # shorter delays: compiled per-sample kernel instead of sub-blocks
+
+def _run(kernel_name: str, x: np.ndarray, *args: object) -> None:
+    from audiofx_cli.dsp import delay_kernels, prefilter
+
+    kernel = getattr(delay_kernels, kernel_name)
+    prefilter.run_rows(kernel, x.shape[0], x, *args, cost=x.size)
 
 
-def _comb_kernel():  # compiled on first use (importing numba is slow)
-    from numba import njit
+def delay_rows(
+    x: np.ndarray, y: np.ndarray, ring: np.ndarray, pos: int, feedback: float, mix: float
+) -> int:
+    """Feedback delay over rows: y = (1 - mix) x + mix d, d[n] = w[n - D],
+    w[n] = x[n] + feedback d[n].
 
-    @njit(cache=True)
-    def comb(x: np.ndarray, history: np.ndarray, gain: float) -> np.ndarray:
-        rows, n = x.shape
-        delay = history.shape[1]
-        w = np.empty((rows, delay + n))
-        w[:, :delay] = history
-        for r in range(rows):
-            for i in range(n):
-                w[r, delay + i] = x[r, i] + gain * w[r, i]
-        return w
+    Args:
+        x, y: (rows, time) input and output (same dtype, float32 or float64).
+        ring: (rows, D) float64, w of the D samples before x, the oldest at `pos` (zeros
+            and 0 for a fresh stream). Updated in place.
 
-    return comb
-
-
-_COMB = None
+    Returns:
+        the new `pos`.
+    """
+    _run("delay_rows", x, y, ring, pos, float(feedback), float(mix))
+    return (pos + x.shape[1]) % ring.shape[1]
 
 
-def _comb_numpy(x: np.ndarray, history: np.ndarray, gain: float) -> np.ndarray:
-    global _COMB
-    if _COMB is None:
-        _COMB = _comb_kernel()
-    return _COMB(x, history, gain)
+def echo_rows(
+    x: np.ndarray,
+    y: np.ndarray,
+    ring: np.ndarray,
+    start: int,
+    delays: list[int],
+    gains: list[float],
+    direct: float,
+) -> None:
+    """Multi-tap echo over rows: y[n] = direct x[n] + sum_j gains[j] x[n - delays[j]].
+
+    Args:
+        x, y: (rows, time) input and output (same dtype, float32 or float64).
+        ring: (rows, R) float64, x[n] at ring[n mod R], R a power of two > max(delays)
+            (zeros for a fresh stream). Updated in place.
+        start: stream index of x's first sample.
+    """
+    taps = np.asarray(delays, dtype=np.int64)
+    _run("echo_rows", x, y, ring, start, taps, np.asarray(gains, dtype=np.float64), direct)
 
 
 def feedback_delay(x: Tensor, history: Tensor, feedback: float) -> tuple[Tensor, Tensor]:
@@ -65,12 +85,6 @@ def feedback_delay(x: Tensor, history: Tensor, feedback: float) -> tuple[Tensor,
     delay, n = history.shape[-1], x.shape[-1]
     if n == 0:
         return x.clone(), history
-    if delay < MIN_BLOCK_DELAY:
-        lead = x.shape[:-1]
-        rows = x.detach().reshape(-1, n).to("cpu", torch.float64).numpy()
-        hist = history.detach().reshape(-1, delay).to("cpu", torch.float64).numpy()
-        w = torch.from_numpy(_comb_numpy(rows, hist, float(feedback))).to(x.device, x.dtype)
-        return w[:, :n].reshape(*lead, n), w[:, n:].reshape(*lead, delay)
     outs = []
     buf = history
     for start in range(0, n, delay):

@@ -1,18 +1,39 @@
-"""Modulation effects: LFOs from the absolute sample index, a modulated fractional delay
-(chorus, flanger) and a modulated first-order all-pass cascade (phaser).
+"""Modulation effects: LFOs from the absolute sample index, tremolo, a modulated fractional
+delay (chorus, flanger) and a modulated first-order all-pass cascade (phaser).
 
 The LFO value at input sample n is a function of n only, so it continues exactly across chunks.
-The recursions (feedback through a time-varying delay, time-varying all-passes) run in small
-numba kernels on float64 rows with explicit state in and out.
+The effects run in compiled kernels (`audiofx_cli.dsp.modulation_kernels`, numba, imported on
+first use) over rows of float32 or float64 samples, writing into an output array, with
+float64 state that they update in place; rows are spread over threads when worth it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-_KERNELS: dict[str, object] = {}
+
+@dataclass(frozen=True)
+class Lfo:
+    """An LFO: +1 at phase 0, phase c = frac(n rate_hz / sample_rate + offset) at sample n.
+
+    `offsets` holds one phase offset (in cycles) per LFO; row r of a signal uses
+    offsets[r % len(offsets)] (a (channels, voices) array for chorus voices)."""
+
+    rate_hz: float
+    sample_rate: float
+    offsets: np.ndarray
+    shape: str = "sine"  # 'sine' (cos(2 pi c)) or 'triangle' (4 |c - 1/2| - 1)
+
+    @property
+    def increment(self) -> float:
+        return self.rate_hz / self.sample_rate
+
+    @property
+    def triangle(self) -> bool:
+        return self.shape == "triangle"
 
 
 def lfo(
@@ -23,7 +44,8 @@ def lfo(
     offsets: np.ndarray,
     shape: str = "sine",
 ) -> np.ndarray:
-    """LFO values in [-1, 1] for samples start .. start + frames - 1, +1 at phase 0.
+    """LFO values in [-1, 1] for samples start .. start + frames - 1, +1 at phase 0 (numpy,
+    libm cos; the kernels compute the same values with a polynomial, within 4.4e-16).
 
     Args:
         start: absolute index of the first sample in the stream.
@@ -48,104 +70,88 @@ def lfo(
     return np.cos(2.0 * np.pi * cycles)
 
 
-def _kernels() -> dict[str, object]:
-    if _KERNELS:
-        return _KERNELS
-    from numba import njit
+def _run(kernel_name: str, x: np.ndarray, *args: object, cost: int) -> None:
+    from audiofx_cli.dsp import modulation_kernels, prefilter
 
-    @njit(cache=True)
-    def modulated_delay(x, delays, history, feedback):
-        rows, n = x.shape
-        voices = delays.shape[1]
-        depth = history.shape[1]
-        w = np.zeros((rows, depth + n))
-        w[:, :depth] = history
-        wet = np.empty((rows, n))
-        for r in range(rows):
-            for i in range(n):
-                total = 0.0
-                for v in range(voices):
-                    pos = depth + i - delays[r, v, i]
-                    k = int(math.floor(pos))
-                    frac = pos - k
-                    value = w[r, k]
-                    if frac > 0.0:
-                        value += frac * (w[r, k + 1] - value)
-                    total += value
-                total /= voices
-                wet[r, i] = total
-                w[r, depth + i] = x[r, i] + feedback * total
-        return wet, w[:, n:].copy()
+    kernel = getattr(modulation_kernels, kernel_name)
+    prefilter.run_rows(kernel, x.shape[0], *args, cost=cost)
 
-    @njit(cache=True)
-    def allpass_cascade(x, coef, state, stages, feedback):
-        rows, n = x.shape
-        z = state.copy()
-        out = np.empty((rows, n))
-        for r in range(rows):
-            for i in range(n):
-                a = coef[r, i]
-                value = x[r, i] + feedback * z[r, stages]
-                for k in range(stages):
-                    y = a * value + z[r, k] - a * z[r, k + 1]
-                    z[r, k] = value
-                    value = y
-                z[r, stages] = value
-                out[r, i] = value
-        return out, z
 
-    _KERNELS["modulated_delay"] = modulated_delay
-    _KERNELS["allpass_cascade"] = allpass_cascade
-    return _KERNELS
+def tremolo(x: np.ndarray, y: np.ndarray, start: int, osc: Lfo, depth: float, mix: float) -> None:
+    """y = x ((1 - mix) + mix g), g = 1 - depth (1 - lfo) / 2.
+
+    Args:
+        x, y: (rows, time) input and output (same dtype, float32 or float64).
+        start: stream index of x's first sample.
+    """
+    args = (start, osc.increment, osc.offsets, osc.triangle, depth, mix)
+    _run("tremolo_rows", x, x, y, *args, cost=x.size)
 
 
 def modulated_delay(
-    x: np.ndarray, delays: np.ndarray, history: np.ndarray, feedback: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fractional delay line read by several voices, with feedback of their mean.
+    x: np.ndarray,
+    y: np.ndarray,
+    ring: np.ndarray,
+    start: int,
+    osc: Lfo,
+    delay: tuple[float, float],
+    feedback: float,
+    mix: float,
+) -> None:
+    """Fractional delay line read by several voices, with feedback of their mean:
 
-    w[n] = x[n] + feedback * wet[n];  wet[n] = mean over voices v of w(n - delays[v, n]),
-    read by linear interpolation. Every delay must be >= 1 sample and <= history length - 1.
+    w[n] = x[n] + feedback * wet[n];  wet[n] = mean over voices v of w(n - d_v[n]), read by
+    linear interpolation; d_v[n] = max(centre (1 + depth lfo_v[n]), 1) samples;
+    y[n] = (1 - mix) x[n] + mix wet[n].
 
     Args:
-        x: (rows, time) float64.
-        delays: (rows, voices, time) delays in samples (float64).
-        history: (rows, depth) the last `depth` values of w (zeros for a fresh stream).
-        feedback: gain of the mean voice fed back into the line.
-
-    Returns:
-        (wet, new_history): (rows, time) and (rows, depth).
+        x, y: (rows, time) input and output (same dtype, float32 or float64).
+        ring: (rows, R) float64, w[n] at ring[n mod R], R a power of two > the longest delay
+            (`ring_size`); zeros for a fresh stream. Updated in place.
+        start: stream index of x's first sample.
+        osc: the voices' LFOs, offsets (channels, voices).
+        delay: (centre in samples, depth).
     """
-    return _kernels()["modulated_delay"](x, delays, history, float(feedback))  # type: ignore[operator]
+    centre, depth = delay
+    args = (ring, start, osc.increment, osc.offsets, osc.triangle, centre, depth)
+    voices = osc.offsets.shape[-1]
+    _run("chorus_rows", x, x, y, *args, feedback, mix, cost=x.size * voices)
 
 
 def allpass_cascade(
-    x: np.ndarray, coef: np.ndarray, state: np.ndarray, feedback: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cascade of first-order all-passes H(z) = (a + z^-1) / (1 + a z^-1) with a per-sample
-    coefficient a[n], and feedback of the cascade's previous output into its input.
+    x: np.ndarray,
+    y: np.ndarray,
+    memory: np.ndarray,
+    start: int,
+    osc: Lfo,
+    sweep: tuple[float, float],
+    feedback: float,
+    mix: float,
+) -> None:
+    """Cascade of first-order all-passes H(z) = (a + z^-1) / (1 + a z^-1) whose coefficient
+    a[n] puts -90 degrees at f[n] = centre_hz 2^(span lfo[n]) (a = (t - 1) / (t + 1),
+    t = tan(pi f / rate)); the cascade's previous output times feedback is added to its
+    input; y = (1 - mix) x + mix cascade.
 
     Args:
-        x: (rows, time) float64.
-        coef: (rows, time) all-pass coefficients a[n] (|a| < 1).
-        state: (rows, stages + 1): the previous input of each stage, then the previous output
-            of the last stage (zeros for a fresh stream).
-        feedback: gain of the previous cascade output added to the input.
-
-    Returns:
-        (out, new_state).
+        x, y: (rows, time) input and output (same dtype, float32 or float64).
+        memory: (rows, stages + 1) float64: the previous input of each stage, then the
+            previous output of the last stage (zeros for a fresh stream). Updated in place.
+        start: stream index of x's first sample.
+        osc: one LFO per channel.
+        sweep: (centre_hz / sample_rate, span = depth * octaves).
     """
-    stages = state.shape[1] - 1
-    kernel = _kernels()["allpass_cascade"]
-    return kernel(x, coef, state, stages, float(feedback))  # type: ignore[operator]
-
-
-def allpass_coefficient(freq_hz: np.ndarray, sample_rate: float) -> np.ndarray:
-    """First-order all-pass coefficient with -90 degrees of phase at freq_hz."""
-    t = np.tan(np.pi * freq_hz / sample_rate)
-    return (t - 1.0) / (t + 1.0)
+    centre, span = sweep
+    args = (memory, start, osc.increment, osc.offsets, osc.triangle, span, math.pi * centre)
+    stages = memory.shape[1] - 1
+    _run("phaser_rows", x, x, y, *args, feedback, mix, cost=x.size * (stages + 8))
 
 
 def max_delay_samples(delay_ms: float, depth: float, sample_rate: float) -> int:
-    """History length for a delay of delay_ms * (1 + depth * lfo)."""
+    """Longest delay (plus margin) of a line read at delay_ms * (1 + depth * lfo)."""
     return int(math.ceil(delay_ms * (1.0 + depth) * sample_rate / 1000.0)) + 2
+
+
+def ring_size(longest: int) -> int:
+    """Rows of a delay ring for delays up to `longest` samples: a power of two above it."""
+    return 1 << int(longest).bit_length()

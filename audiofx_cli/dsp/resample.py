@@ -4,7 +4,8 @@ Output sample k sits at input time t_k = k M / L and is sum_i x[i] h(t_k - i), w
 Kaiser-windowed sinc whose cut-off is between the passband edge and the lower Nyquist. The
 kernel is centred on t_k, so the output is aligned with the input (no filter delay), and the
 stream yields exactly ceil(n L / M) samples, like scipy.signal.resample_poly. All L phases go
-through one strided conv1d (output channel p = phase p), as in julius.resample_frac.
+through one strided conv1d (output channel p = phase p), as in julius.resample_frac, about a
+million output samples at a time (the input is read in place, the output written once).
 
 Quality presets: passband edge (fraction of the lower Nyquist) and stop-band attenuation; the
 Kaiser formulas give beta and the number of zero crossings per side. The measured figures are
@@ -17,11 +18,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import Tensor
 
+from audiofx_cli import memory
 from audiofx_cli.dsp.fir import conv1d
 
 MAX_KERNEL = 1 << 24  # L x kernel width entries at most
+GROUP_OUTPUTS = 1 << 20  # output samples per conv1d call (all rows), about
 
 
 @dataclass(frozen=True)
@@ -80,25 +84,49 @@ def zeros_buffer(x: Tensor, pad: int) -> Tensor:
     return x.new_zeros((*x.shape[:-1], pad))
 
 
-def polyphase(buffer: Tensor, kernel: Tensor, down: int) -> tuple[Tensor, Tensor]:
-    """All complete output groups of `buffer`, and the buffer left for the next call.
+def _span(prefix: Tensor, x: Tensor, start: int, stop: int) -> Tensor:
+    """Samples start .. stop - 1 of cat(prefix, x) along time, copying only what straddles."""
+    p = prefix.shape[-1]
+    if start >= p:
+        return x[..., start - p : stop - p]
+    if stop <= p:
+        return prefix[..., start:stop]
+    return torch.cat([prefix[..., start:], x[..., : stop - p]], dim=-1)
+
+
+def polyphase(
+    prefix: Tensor, x: Tensor, kernel: Tensor, down: int, out: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """All complete output groups of the input cat(prefix, x), and what is left of it for the
+    next call.
+
+    The groups are computed `GROUP_OUTPUTS` output samples (of all rows) at a time, straight
+    from `x` (no copy of the input, no temporaries as long as the signal).
 
     Args:
-        buffer: (..., time) input from the next group's first tap on.
-        kernel: (up, width) from `design_kernel` (cast to the buffer's dtype).
+        prefix: (..., time) input before x (the previous call's remainder).
+        x: (..., time) new input, same leading dims and dtype.
+        kernel: (up, width) from `design_kernel` (cast to the input's dtype).
         down: stride M.
+        out: where to write y (its first groups * up samples), or None for a new tensor.
 
     Returns:
-        (y (..., groups * up) interleaved in time order, remaining buffer).
+        (y (..., groups * up) interleaved in time order, remaining input (a new tensor)).
     """
     up, width = kernel.shape
-    n = buffer.shape[-1]
+    n = prefix.shape[-1] + x.shape[-1]
     groups = (n - width) // down + 1 if n >= width else 0
-    lead = buffer.shape[:-1]
-    if groups == 0:
-        return buffer.new_zeros((*lead, 0)), buffer
-    used = buffer[..., : (groups - 1) * down + width].reshape(-1, 1, (groups - 1) * down + width)
-    weight = kernel.to(dtype=buffer.dtype, device=buffer.device).unsqueeze(1)
-    out = conv1d(used, weight, stride=down)  # (rows, up, groups); no TF32 on CUDA
-    y = out.transpose(1, 2).reshape(*lead, groups * up)
-    return y, buffer[..., groups * down :]
+    lead = x.shape[:-1]
+    rows = math.prod(lead)
+    if out is None:
+        y = memory.empty((*lead, groups * up), x.dtype, x.device)
+    else:
+        y = out[..., : groups * up]
+    weight = kernel.to(dtype=x.dtype, device=x.device).unsqueeze(1)
+    step = max(1, GROUP_OUTPUTS // max(1, rows * up))  # groups per conv1d call
+    for g0 in range(0, groups, step):
+        g1 = min(groups, g0 + step)
+        used = _span(prefix, x, g0 * down, (g1 - 1) * down + width)
+        out = conv1d(used.reshape(rows, 1, used.shape[-1]), weight, stride=down)  # no TF32
+        y[..., g0 * up : g1 * up] = out.transpose(1, 2).reshape(*lead, (g1 - g0) * up)
+    return y, _span(prefix, x, groups * down, n).clone()

@@ -1,17 +1,23 @@
 """Delay stages: `delay` (feedback delay line) and `echo` (multi-tap, SoX semantics).
 
 Both keep the delay line in the state and, with `tail_s` > 0, play it out in `flush`
-(`TailStage`): the output is then input length + round(tail_s * rate) samples long.
+(`TailStage`): the output is then input length + round(tail_s * rate) samples long. They run
+compiled kernels on the CPU (a float64 ring updated in place), or torch functions when autograd
+tracks the input (state: the line as a tensor); a stream keeps the kind its state started with.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
-from audiofx_cli.dsp.delays import feedback_delay, multi_tap
+from audiofx_cli.dsp.delays import delay_rows, echo_rows, feedback_delay, multi_tap
+from audiofx_cli.dsp.modulation import ring_size
 from audiofx_cli.stages.base import Stage, State
+from audiofx_cli.stages.rows import kernel_rows, like, needs_grad
 
 
 def ms_to_frames(ms: float, sample_rate: float) -> int:
@@ -68,15 +74,23 @@ class Delay(TailStage):
         self.tail = int(round(tail_s * sample_rate))
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
-        history = x.new_zeros((*x.shape[:-1], self.delay))
-        return {"history": history, "seen": False, "template": x[..., :0]}
+        base = {"seen": False, "template": x[..., :0]}
+        if needs_grad(x):
+            return {**base, "history": x.new_zeros((*x.shape[:-1], self.delay))}
+        return {**base, "ring": np.zeros((math.prod(x.shape[:-1]), self.delay)), "pos": 0}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One chunk; a kernel state's ring is updated in place (and returned)."""
         if state is None:
             state = self.init_state(x)
-        delayed, history = feedback_delay(x, state["history"], self.feedback)
-        y = (1.0 - self.mix) * x + self.mix * delayed
-        return y, self.mark_seen({**state, "history": history}, x)
+        if "history" in state:
+            delayed, history = feedback_delay(x, state["history"], self.feedback)
+            y = (1.0 - self.mix) * x + self.mix * delayed
+            return y, self.mark_seen({**state, "history": history}, x)
+        rows, out = kernel_rows(x)
+        args = (state["ring"], state["pos"], self.feedback, self.mix)
+        pos = delay_rows(rows.numpy(), out.numpy(), *args)
+        return like(out, x), self.mark_seen({**state, "pos": pos}, x)
 
 
 class Echo(TailStage):
@@ -114,12 +128,21 @@ class Echo(TailStage):
         self.tail = int(round(tail_s * sample_rate))
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
-        history = x.new_zeros((*x.shape[:-1], max(self.delays)))
-        return {"history": history, "seen": False, "template": x[..., :0]}
+        base = {"seen": False, "template": x[..., :0]}
+        if needs_grad(x):
+            return {**base, "history": x.new_zeros((*x.shape[:-1], max(self.delays)))}
+        rows = math.prod(x.shape[:-1])
+        return {**base, "ring": np.zeros((rows, ring_size(max(self.delays)))), "index": 0}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One chunk; a kernel state's ring is updated in place (and returned)."""
         if state is None:
             state = self.init_state(x)
-        taps, history = multi_tap(x, state["history"], self.delays, self.gains)
-        y = self.direct * x + taps
-        return y, self.mark_seen({**state, "history": history}, x)
+        if "history" in state:
+            taps, history = multi_tap(x, state["history"], self.delays, self.gains)
+            y = self.direct * x + taps
+            return y, self.mark_seen({**state, "history": history}, x)
+        rows, out = kernel_rows(x)
+        args = (state["index"], self.delays, self.gains, self.direct)
+        echo_rows(rows.numpy(), out.numpy(), state["ring"], *args)
+        return like(out, x), self.mark_seen({**state, "index": state["index"] + x.shape[-1]}, x)

@@ -1,12 +1,18 @@
-"""Distortion stages: `distortion` (tanh soft clip) and `bitcrush` (quantiser, sample-and-hold)."""
+"""Distortion stages: `distortion` (tanh soft clip, torch) and `bitcrush` (quantiser,
+sample-and-hold: a compiled kernel, or torch when autograd tracks the input)."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
+from audiofx_cli.dsp.crush import bitcrush_rows
 from audiofx_cli.dsp.level import quantize_midtread, soft_clip
 from audiofx_cli.stages.base import Stage, State
+from audiofx_cli.stages.rows import kernel_rows, like, needs_grad
 
 
 class Distortion(Stage):
@@ -45,13 +51,21 @@ class Bitcrush(Stage):
         self.bits, self.downsample = bits, downsample
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
-        return {"phase": 0, "held": x.new_zeros(x.shape[:-1])}
+        if needs_grad(x):
+            return {"phase": 0, "held": x.new_zeros(x.shape[:-1])}
+        return {"phase": 0, "held_rows": np.zeros(math.prod(x.shape[:-1]))}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        if self.downsample == 1:
-            return quantize_midtread(x, self.bits), state
+        """One chunk; a kernel state's held values are updated in place."""
         if state is None:
             state = self.init_state(x)
+        if "held_rows" in state:
+            rows, out = kernel_rows(x)
+            args = (state["held_rows"], state["phase"], self.downsample, self.bits)
+            phase = bitcrush_rows(rows.numpy(), out.numpy(), *args)
+            return like(out, x), {**state, "phase": phase}
+        if self.downsample == 1:
+            return quantize_midtread(x, self.bits), state
         frames, phase = x.shape[-1], state["phase"]
         positions = torch.arange(phase, phase + frames, device=x.device)
         starts = positions - positions % self.downsample - phase  # group start, chunk-relative

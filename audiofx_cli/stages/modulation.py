@@ -1,8 +1,10 @@
 """Modulation stages: `tremolo`, `chorus`, `flanger`, `phaser`.
 
 The state keeps the absolute index of the next input sample (the LFO is a function of it) and,
-for the delay and all-pass effects, the delay line / all-pass memories (float64). Output has
-the input's shape; leading batch dims share the channel LFOs.
+for the delay and all-pass effects, the delay ring / all-pass memories (float64, updated in
+place). Output has the input's shape; leading batch dims share the channel LFOs. The effects
+run in compiled kernels on the CPU (`audiofx_cli.dsp.modulation`); where autograd needs it, the
+dry part of the mix (and tremolo's gain) stays in torch so gradients reach the input.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import torch
 from torch import Tensor
 
 from audiofx_cli.dsp.modulation import (
+    Lfo,
     allpass_cascade,
-    allpass_coefficient,
     lfo,
     max_delay_samples,
     modulated_delay,
+    ring_size,
+    tremolo,
 )
 from audiofx_cli.stages.base import Stage, State
+from audiofx_cli.stages.rows import kernel_rows, like, needs_grad
 
 
 class _Modulated(Stage):
@@ -34,30 +39,25 @@ class _Modulated(Stage):
         self.spread = float(params["spread_deg"]) / 360.0  # type: ignore[arg-type]
         self.mix = float(params["mix"])  # type: ignore[arg-type]
 
-    def lfo_rows(self, x: Tensor, start: int, voices: int = 1) -> np.ndarray:
-        """LFO for every row of x.reshape(-1, time): (rows, voices, time)."""
-        channels, n = x.shape[-2], x.shape[-1]
+    def oscillator(self, channels: int, voices: int = 0) -> Lfo:
+        """The LFOs of `channels` channels: offsets (channels,), or (channels, voices) with
+        `voices` voices per channel spread evenly over a cycle."""
         offsets = np.array(
             [
-                self.phase + c * self.spread + v / voices
+                [self.phase + c * self.spread + v / max(voices, 1) for v in range(max(voices, 1))]
                 for c in range(channels)
-                for v in range(voices)
             ]
         )
-        values = lfo(start, n, self.rate_hz, self.sample_rate, offsets, self.shape)
-        values = values.reshape(channels, voices, n)
-        rows = math.prod(x.shape[:-1])
-        return np.ascontiguousarray(
-            np.broadcast_to(values, (rows // channels, channels, voices, n))
-        )
+        return Lfo(self.rate_hz, self.sample_rate, offsets if voices else offsets[:, 0], self.shape)
 
-    @staticmethod
-    def rows(x: Tensor) -> np.ndarray:
-        return x.detach().reshape(-1, x.shape[-1]).to("cpu", torch.float64).numpy()
-
-    def blend(self, x: Tensor, wet: np.ndarray) -> Tensor:
-        wet_t = torch.from_numpy(wet).to(device=x.device, dtype=x.dtype).reshape(x.shape)
-        return (1.0 - self.mix) * x + self.mix * wet_t
+    def run(self, x: Tensor, effect, mix: float) -> Tensor:  # type: ignore[no-untyped-def]
+        """`effect(rows, out, mix)` on x's rows; with autograd the wet part comes from the
+        kernel (mix 1) and the dry part from torch."""
+        rows, out = kernel_rows(x)
+        grad = needs_grad(x)
+        effect(rows.numpy(), out.numpy(), 1.0 if grad else mix)
+        y = like(out, x)
+        return (1.0 - mix) * x + mix * y if grad else y
 
 
 class Tremolo(_Modulated):
@@ -98,14 +98,13 @@ class Tremolo(_Modulated):
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         start = state or 0
         channels, n = x.shape[-2], x.shape[-1]
-        offsets = self.phase + self.spread * np.arange(channels)
-        gain = (
-            1.0
-            - self.depth
-            * (1.0 - lfo(start, n, self.rate_hz, self.sample_rate, offsets, self.shape))
-            / 2
-        )
-        gain = (1.0 - self.mix) + self.mix * gain
+        osc = self.oscillator(channels)
+        if not needs_grad(x):
+            rows, out = kernel_rows(x)
+            tremolo(rows.numpy(), out.numpy(), start, osc, self.depth, self.mix)
+            return like(out, x), start + n
+        values = lfo(start, n, self.rate_hz, self.sample_rate, osc.offsets, self.shape)
+        gain = (1.0 - self.mix) + self.mix * (1.0 - self.depth * (1.0 - values) / 2)
         return x * torch.from_numpy(gain).to(device=x.device, dtype=x.dtype), start + n
 
 
@@ -124,19 +123,24 @@ class _DelayModulated(_Modulated):
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
         rows = math.prod(x.shape[:-1])
-        return {"index": 0, "line": np.zeros((rows, self.history))}
+        return {"index": 0, "ring": np.zeros((rows, ring_size(self.history)))}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One chunk; the ring in `state` is updated in place (and returned)."""
         if state is None:
             state = self.init_state(x)
         n = x.shape[-1]
         if n == 0:
             return x.clone(), state
-        values = self.lfo_rows(x, state["index"], self.voices)
-        delays = np.maximum(self.delay * (1.0 + self.depth * values), 1.0)
-        delays = delays.reshape(-1, self.voices, n)
-        wet, line = modulated_delay(self.rows(x), delays, state["line"], self.feedback)
-        return self.blend(x, wet), {"index": state["index"] + n, "line": line}
+        osc = self.oscillator(x.shape[-2], self.voices)
+        delay = (self.delay, self.depth)
+
+        def effect(rows: np.ndarray, out: np.ndarray, mix: float) -> None:
+            args = (state["ring"], state["index"], osc, delay, self.feedback, mix)
+            modulated_delay(rows, out, *args)
+
+        y = self.run(x, effect, self.mix)
+        return y, {"index": state["index"] + n, "ring": state["ring"]}
 
 
 class Chorus(_DelayModulated):
@@ -257,13 +261,18 @@ class Phaser(_Modulated):
         return {"index": 0, "memory": np.zeros((rows, self.stages + 1))}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One chunk; the memories in `state` are updated in place (and returned)."""
         if state is None:
             state = self.init_state(x)
         n = x.shape[-1]
         if n == 0:
             return x.clone(), state
-        values = self.lfo_rows(x, state["index"]).reshape(-1, n)
-        freq = self.centre_hz * np.exp2(self.depth * self.octaves * values)
-        coef = allpass_coefficient(freq, self.sample_rate)
-        wet, memory = allpass_cascade(self.rows(x), coef, state["memory"], self.feedback)
-        return self.blend(x, wet), {"index": state["index"] + n, "memory": memory}
+        osc = self.oscillator(x.shape[-2])
+        sweep = (self.centre_hz / self.sample_rate, self.depth * self.octaves)
+
+        def effect(rows: np.ndarray, out: np.ndarray, mix: float) -> None:
+            args = (state["memory"], state["index"], osc, sweep, self.feedback, mix)
+            allpass_cascade(rows, out, *args)
+
+        y = self.run(x, effect, self.mix)
+        return y, {"index": state["index"] + n, "memory": state["memory"]}

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor
 
+from audiofx_cli import memory
 from audiofx_cli.dsp.resample import (
     MAX_KERNEL,
     QUALITIES,
@@ -65,13 +66,25 @@ class Resample(Stage):
             return x, state
         if state is None:
             state = self.init_state(x)
-        buffer = torch.cat([state["buffer"], x], dim=-1)
-        y, buffer = polyphase(buffer, self.kernel, self.down)
+        y, buffer = polyphase(state["buffer"], x, self.kernel, self.down)
         return y, {
             "buffer": buffer,
             "frames_in": state["frames_in"] + x.shape[-1],
             "frames_out": state["frames_out"] + y.shape[-1],
         }
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The whole signal, written once into an output of its final length."""
+        if self.identity:
+            return x
+        n = x.shape[-1]
+        out = memory.empty((*x.shape[:-1], self.output_frames(n)), x.dtype, x.device)
+        buffer = self.init_state(x, n)["buffer"]
+        y, buffer = polyphase(buffer, x, self.kernel, self.down, out=out)
+        tail = self.flush({"buffer": buffer, "frames_in": n, "frames_out": y.shape[-1]})
+        if tail is not None:
+            out[..., y.shape[-1] :] = tail
+        return out
 
     def flush(self, state: State) -> Tensor | None:
         if self.identity or state is None:
@@ -84,5 +97,5 @@ class Resample(Stage):
         need = (groups - 1) * self.down + self.kernel.shape[1]
         buffer = state["buffer"]
         zeros = buffer.new_zeros((*buffer.shape[:-1], max(0, need - buffer.shape[-1])))
-        y, _ = polyphase(torch.cat([buffer, zeros], dim=-1), self.kernel, self.down)
+        y, _ = polyphase(buffer, zeros, self.kernel, self.down)
         return y[..., :missing]

@@ -19,6 +19,7 @@ from audiofx_cli.errors import ParamError
 from audiofx_cli.io.chain_files import read_ir
 from audiofx_cli.stages.base import State
 from audiofx_cli.stages.delays import TailStage
+from audiofx_cli.stages.rows import kernel_rows, like
 
 
 class Reverb(TailStage):
@@ -63,6 +64,18 @@ class Reverb(TailStage):
         self.tail = int(round(tail_s * sample_rate))
         self.left = fv.tunings(sample_rate, spread=False)
         self.right = fv.tunings(sample_rate, spread=True)
+        self.params_array = np.array(
+            [
+                self.feedback,
+                self.damp,
+                1.0 - self.damp,
+                self.wet1,
+                self.wet2,
+                self.dry,
+                fv.FIXED_GAIN,
+                fv.FLUSH,
+            ]
+        )
 
     def _lengths(self, x: Tensor) -> tuple[np.ndarray, np.ndarray]:
         tanks = math.prod(x.shape[:-1])
@@ -77,30 +90,19 @@ class Reverb(TailStage):
         return {"tanks": fv.zero_state(combs, allpasses), "seen": False, "template": x[..., :0]}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One chunk; the tanks in `state` are updated in place (and returned)."""
         if state is None:
             state = self.init_state(x)
         n = x.shape[-1]
         if n == 0:
             return x.clone(), state
-        xs = x.detach().to("cpu", torch.float64).numpy()
-        stereo = x.shape[-2] == 2
-        feed = xs.sum(axis=-2, keepdims=True).repeat(2, axis=-2) if stereo else xs
-        combs, allpasses = self._lengths(x)
-        tanks, new = fv.freeverb_tanks(
-            (feed * fv.FIXED_GAIN).reshape(-1, n),
-            combs,
-            allpasses,
-            state["tanks"],
-            self.feedback,
-            self.damp,
-        )
-        tanks = tanks.reshape(xs.shape)
-        if stereo:
-            wet = self.wet1 * tanks + self.wet2 * tanks[..., ::-1, :]
-        else:
-            wet = self.wet1 * tanks
-        y = torch.from_numpy(wet + self.dry * xs).to(device=x.device, dtype=x.dtype)
-        return y, self.mark_seen({**state, "tanks": new}, x)
+        rows, y = kernel_rows(x)
+        fv.freeverb(rows.numpy(), y.numpy(), state["tanks"], self.params_array, self.stereo(x))
+        return like(y, x), self.mark_seen(state, x)
+
+    @staticmethod
+    def stereo(x: Tensor) -> bool:
+        return x.shape[-2] == 2
 
 
 class Convolve(TailStage):
@@ -167,6 +169,7 @@ class Convolve(TailStage):
             state = self.init_state(x)
         self._check(x.shape[-2])
         n_fft = fft_size(x.shape[-1], self.taps)
-        wet, history = overlap_save(x, state["history"], self._spectrum(n_fft), self.taps, n_fft)
-        y = (self.wet * wet + self.dry * x.to(torch.float64)).to(x.dtype)
+        spectrum = self._spectrum(n_fft)
+        mix = (self.wet, self.dry)
+        y, history = overlap_save(x, state["history"], spectrum, self.taps, n_fft, mix)
         return y, self.mark_seen({**state, "history": history}, x)
