@@ -55,6 +55,37 @@ def _outputs(x: np.ndarray, link: bool, apply: bool, frames: int) -> tuple[np.nd
     return np.empty((0, 0, 0), dtype=x.dtype), np.empty((signal_count(x, link), frames))
 
 
+def _signals(x: np.ndarray, link: bool) -> list[tuple[int, int, int, int]]:
+    """(signal, batch item, first row, rows) of every signal of x."""
+    batch, channels = x.shape[:2]
+    if link:
+        return [(b, b, 0, channels) for b in range(batch)]
+    return [(b * channels + c, b, c, 1) for b in range(batch) for c in range(channels)]
+
+
+def _run(kernel: Any, x: np.ndarray, y: np.ndarray, gains: np.ndarray, link: bool,
+         *per_signal: Any) -> None:  # fmt: skip
+    """Call `kernel` once per signal with the common arguments (see
+    `audiofx_cli.dsp.dynamics_kernels`) and, per signal, each of `per_signal`: a function of
+    the signal number giving an argument (an address or a number)."""
+    frames, out_frames = x.shape[-1], y.shape[-1]
+    for sig, b, row, rows in _signals(x, link):
+        x_at = x.ctypes.data + (b * x.shape[1] + row) * frames * x.itemsize
+        y_at = y.ctypes.data + (b * y.shape[1] + row) * out_frames * y.itemsize if y.size else 0
+        g_at = gains.ctypes.data + sig * gains.shape[-1] * 8 if gains.size else 0
+        extra = [arg(sig) for arg in per_signal]
+        kernel(x_at, y_at, g_at, rows, frames, out_frames, frames, *extra)
+
+
+def _row(array: np.ndarray) -> Any:
+    """Signal -> the address of row `signal` of a C-contiguous array."""
+    return lambda sig: array.ctypes.data + sig * array.strides[0]
+
+
+def _value(value: Any) -> Any:
+    return lambda sig: value
+
+
 @dataclass(frozen=True)
 class Detector:
     """Level detector: peak (|x|, max over linked channels) or rms (one-pole mean square of the
@@ -96,12 +127,12 @@ def compressor(
         (output or gains, new state).
     """
     state = np.array(state, dtype=np.float64, copy=True)
-    y, gains = _outputs(x, p.detector.link, apply, x.shape[-1])
     d = p.detector
-    kernels.compressor(
-        x, y, gains, apply, state, d.link, d.rms, d.rms_coef, p.threshold_db, p.knee_db,
-        1.0 - 1.0 / p.ratio, p.makeup_db, p.attack_coef, p.release_coef,
-    )  # fmt: skip
+    y, gains = _outputs(x, d.link, apply, x.shape[-1])
+    params = np.array([d.rms_coef, p.threshold_db, p.knee_db, 1.0 - 1.0 / p.ratio,
+                       p.makeup_db, p.attack_coef, p.release_coef])  # fmt: skip
+    kernel = kernels.compressor(x.dtype.name, d.rms, p.knee_db > 0, apply)
+    _run(kernel, x, y, gains, d.link, _row(state), _value(params.ctypes.data))
     return (y if apply else gains), state
 
 
@@ -140,13 +171,13 @@ def gate(
     """
     levels = np.array(state[0], dtype=np.float64, copy=True)
     since = np.array(state[1], dtype=np.int64, copy=True)
-    y, gains = _outputs(x, p.detector.link, apply, x.shape[-1])
     d = p.detector
-    slope = -1.0 if p.ratio is None else p.ratio - 1.0
-    kernels.gate(
-        x, y, gains, apply, levels, since, d.link, d.rms, d.rms_coef, p.threshold_db,
-        p.range_db, slope, p.hold, p.attack_coef, p.release_coef,
-    )  # fmt: skip
+    y, gains = _outputs(x, d.link, apply, x.shape[-1])
+    slope = 0.0 if p.ratio is None else p.ratio - 1.0
+    params = np.array([d.rms_coef, p.threshold_db, p.range_db, slope, float(p.hold),
+                       p.attack_coef, p.release_coef])  # fmt: skip
+    kernel = kernels.gate(x.dtype.name, d.rms, p.ratio is not None, apply)
+    _run(kernel, x, y, gains, d.link, _row(levels), _row(since), _value(params.ctypes.data))
     return (y if apply else gains), (levels, since)
 
 
@@ -173,9 +204,8 @@ class LimiterState:
     queue_pos: np.ndarray  # (signals, capacity) int64 their positions (capacity: a power
     # of two > lag)
     queue_at: np.ndarray  # (signals, 2) int64 head and size of the queue
-    sums: np.ndarray  # (signals,) running sum of the averaging window
+    sums: np.ndarray  # (signals, 2) running sum of the window, release state (dB)
     window: np.ndarray  # (signals, lag + 1) the averaging window, oldest first
-    released: np.ndarray  # (signals,) release recursion (dB of reduction)
     x_ring: np.ndarray  # (batch, channels, lag) the last lag inputs, oldest first (x's dtype)
 
     def copy(self) -> LimiterState:
@@ -193,9 +223,8 @@ def limiter_state(x: np.ndarray, p: LimiterParams) -> LimiterState:
         queue_val=np.zeros((signals, capacity)),
         queue_pos=np.zeros((signals, capacity), dtype=np.int64),
         queue_at=np.zeros((signals, 2), dtype=np.int64),
-        sums=np.full(signals, float(lag + 1)),
+        sums=np.column_stack([np.full(signals, float(lag + 1)), np.zeros(signals)]),
         window=np.ones((signals, lag + 1)),
-        released=np.zeros(signals),
         x_ring=np.zeros((*x.shape[:2], lag), dtype=x.dtype),
     )
 
@@ -224,10 +253,19 @@ def limiter(
     frames = x.shape[-1]
     skip = max(0, min(frames, p.lag - state.position))
     y, gains = _outputs(x, p.link, apply, frames - skip)
-    kernels.limiter(
-        x, y, gains, apply, p.link, p.lag, p.ceiling, p.clamp, p.release_coef, state.position,
-        skip, state.required, state.queue_val, state.queue_pos, state.queue_at, state.sums,
-        state.window, state.released, state.x_ring,
-    )  # fmt: skip
+    params = np.array([p.ceiling, p.clamp, p.release_coef])
+    scratch = np.empty(2 * p.lag + 2 * kernels.BLOCK + 1)
+    kernel = kernels.limiter(x.dtype.name, apply)
+    mask = state.queue_val.shape[1] - 1
+    ring = state.x_ring  # (batch, channels, lag): a signal's rows are consecutive
+    ring_at = {
+        sig: ring.ctypes.data + (b * x.shape[1] + row) * p.lag * ring.itemsize
+        for sig, b, row, _ in _signals(x, p.link)
+    }
+    s = state
+    _run(kernel, x, y, gains, p.link, *map(_value, (skip, s.position, p.lag, mask)),
+         _value(params.ctypes.data), _row(s.required), _row(s.window), _row(s.queue_val),
+         _row(s.queue_pos), _row(s.queue_at), _row(s.sums), ring_at.__getitem__,
+         _value(scratch.ctypes.data))  # fmt: skip
     state.position += frames
     return (y if apply else gains), state

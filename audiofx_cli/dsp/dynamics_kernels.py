@@ -1,271 +1,335 @@
-"""Compiled per-sample loops of the dynamics stages (numba): compressor, gate, limiter.
+"""Compiled per-sample loops of the dynamics stages: compressor, gate, limiter (LLVM IR built
+with `audiofx_cli.dsp.ir_loops`, compiled and cached by `audiofx_cli.dsp.jit`).
 
-Each kernel reads the chunk as it is (float32 or float64, shape (batch, channels, frames)),
-computes in float64 and writes the output chunk (or, for autograd, the gain) directly: no
-signal-sized temporaries, constant work per sample whatever the length. Signals are processed
-in blocks of BLOCK frames, each block in passes: the passes without a recursion (levels in dB,
-gains from dB; `dsp.approx`'s branch-free log2 / exp2) are plain loops that LLVM vectorises,
-the recursions (level smoothing, gain smoothing, hold counters, the limiter's running minimum)
-are short scalar loops over the block. One signal is a batch item (channels linked: one gain
-for all channels) or one channel (unlinked).
+One call processes one signal: `rows` rows of `frames` samples (the linked channels of a batch
+item, or one channel), read as they are (float32 or float64) and written directly (or, for
+autograd, the gain per frame); arithmetic in float64. The signal goes in blocks of BLOCK
+frames, each block in passes: passes without a recursion (peak or power over the rows, dB via
+`dsp.approx`'s branch-free log2 / exp2, the static curve, applying the gain) are plain loops
+that LLVM vectorises; the recursions (mean square, gain smoothing, hold counter, the limiter's
+running minimum and running sum) are short scalar loops over the block. No signal-sized
+temporaries; state is carried exactly, so any chunking gives the same samples.
 
-State arrays are updated in place; `audiofx_cli.dsp.dynamics` copies them first, so the
-functions it exposes keep the "state in, new state out" contract. Every recursion carries its
-state exactly, so any chunking gives the same samples as the whole signal.
+Kernel arguments (all kernels): x, y (row 0 of the signal; y is unused without `apply`),
+gains (the signal's gain row, used without `apply`), rows, x_stride, y_stride (elements
+between rows), frames, then the kernel's own (see each builder). Variants (dtype, detector,
+knee, ...) are compiled on first use and cached.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
+from functools import cache
+from typing import Any
 
-from audiofx_cli.dsp.approx import DB_PER_LOG2, LOG2_PER_DB, exp2_fast, log2_fast
+from audiofx_cli.dsp import approx
+from audiofx_cli.dsp.ir_loops import ELEMENT, F64, I64, PTR, Kernel, Value
 
 BLOCK = 256  # frames per pass: the block's work arrays stay in L1
 AMPLITUDE_FLOOR = 1e-20  # -400 dB: levels of digital silence stay finite
 POWER_FLOOR = 1e-40
 RESUM_EVERY = 1 << 16  # the limiter's running sum is recomputed at multiples of this position
-_JIT = {"cache": True, "error_model": "numpy", "fastmath": {"contract"}}
+COMMON_ARGS = [("x", PTR), ("y", PTR), ("gains", PTR), ("rows", I64), ("x_stride", I64),
+               ("y_stride", I64), ("frames", I64)]  # fmt: skip
+
+
+def _param(k: Kernel, index: int) -> Value:
+    return k.load("params", k.i64(index))
 
 
 # ------------------------------------------------------------------------------- block passes
-@njit(**_JIT)
-def _levels_db(x, b, c0, c1, t0, n, rms, rms_coef, ms, out):  # pragma: no cover - compiled
-    """Detector level (dBFS) of frames t0 .. t0 + n of rows c0 .. c1 - 1 of batch item b into
-    out[:n]: peak = max |x| over the rows, rms = one-pole mean square of the rows' mean power
-    (state `ms`, returned)."""
-    rows = c1 - c0
-    if rms:
-        for k in range(n):
-            out[k] = 0.0
-        for c in range(c0, c1):
-            src = x[b, c, t0 : t0 + n]
-            for k in range(n):
-                v = np.float64(src[k])
-                out[k] += v * v
-        scale = 1.0 / rows
-        for k in range(n):
-            ms = rms_coef * ms + (1.0 - rms_coef) * (out[k] * scale)
-            out[k] = ms
-        for k in range(n):
-            out[k] = 0.5 * DB_PER_LOG2 * log2_fast(max(out[k], POWER_FLOOR))
-        return ms
-    _peak(x, b, c0, c1, t0, n, out)
-    for k in range(n):
-        out[k] = DB_PER_LOG2 * log2_fast(max(out[k], AMPLITUDE_FLOOR))
-    return ms
+def _peak(k: Kernel, ty: Any, t0: Value, n: Value, out: Value) -> None:
+    """out[:n] = max |x| over the rows, frames t0 .. t0 + n."""
+    with k.loop(n) as i:
+        k.store(k.fabs(k.load("x", k.add(t0, i), ty)), out, i)
+    with k.loop(k.arg("rows"), start=k.i64(1)) as c:
+        base = k.add(k.mul(c, k.arg("x_stride")), t0)
+        with k.loop(n) as i:
+            value = k.fabs(k.load("x", k.add(base, i), ty))
+            k.store(k.fmax(k.load(out, i), value), out, i)
 
 
-@njit(**_JIT)
-def _peak(x, b, c0, c1, t0, n, out):  # pragma: no cover - compiled
-    """out[:n] = max |x| over rows c0 .. c1 - 1 of frames t0 .. t0 + n of batch item b."""
-    src = x[b, c0, t0 : t0 + n]
-    for k in range(n):
-        out[k] = abs(np.float64(src[k]))
-    for c in range(c0 + 1, c1):
-        src = x[b, c, t0 : t0 + n]
-        for k in range(n):
-            out[k] = max(out[k], abs(np.float64(src[k])))
+def _levels_db(k: Kernel, ty: Any, rms: bool, t0: Value, n: Value, ms: Any, out: Value) -> None:
+    """out[:n] = detector level in dBFS: peak over the rows, or the one-pole mean square (var
+    `ms`, coefficient params[0]) of the rows' mean power."""
+    if not rms:
+        _peak(k, ty, t0, n, out)
+        with k.loop(n) as i:
+            level = k.fmax(k.load(out, i), k.f64(AMPLITUDE_FLOOR))
+            k.store(k.fmul(k.f64(approx.DB_PER_LOG2), approx.log2(k, level)), out, i)
+        return
+    with k.loop(n) as i:
+        k.store(k.f64(0.0), out, i)
+    with k.loop(k.arg("rows")) as c:
+        base = k.add(k.mul(c, k.arg("x_stride")), t0)
+        with k.loop(n) as i:
+            v = k.load("x", k.add(base, i), ty)
+            k.store(k.mad(v, v, k.load(out, i)), out, i)
+    scale = k.fdiv(k.f64(1.0), k.b.sitofp(k.arg("rows"), F64))
+    coef = _param(k, 0)
+    with k.loop(n) as i:
+        ms.set(k.blend(coef, ms.get(), k.fmul(k.load(out, i), scale)))
+        k.store(ms.get(), out, i)
+    with k.loop(n) as i:
+        power = k.fmax(k.load(out, i), k.f64(POWER_FLOOR))
+        k.store(k.fmul(k.f64(0.5 * approx.DB_PER_LOG2), approx.log2(k, power)), out, i)
 
 
-@njit(**_JIT)
-def _gains_from_db(gain_db, n):  # pragma: no cover - compiled
-    """gain_db[:n] (dB) -> linear factors, in place."""
-    for k in range(n):
-        gain_db[k] = exp2_fast(LOG2_PER_DB * gain_db[k])
+def _gains_from_db(k: Kernel, n: Value, work: Value) -> None:
+    """work[:n] (dB) -> linear factors, in place."""
+    with k.loop(n) as i:
+        k.store(approx.exp2(k, k.fmul(k.f64(approx.LOG2_PER_DB), k.load(work, i))), work, i)
 
 
-@njit(**_JIT)
-def _apply(x, y, gains, sig, apply, b, c0, c1, t0, n, gain):  # pragma: no cover - compiled
-    """y = x * gain on the block's rows, or (autograd) store the gain of signal `sig`."""
-    if apply:
-        for c in range(c0, c1):
-            src, dst = x[b, c, t0 : t0 + n], y[b, c, t0 : t0 + n]
-            for k in range(n):
-                dst[k] = src[k] * gain[k]
-    else:
-        for k in range(n):
-            gains[sig, t0 + k] = gain[k]
+def _apply(k: Kernel, ty: Any, apply: bool, t0: Value, n: Value, gain: Value) -> None:
+    """y = x * gain over the rows, or store the gain (autograd)."""
+    if not apply:
+        with k.loop(n) as i:
+            k.store(k.load(gain, i), "gains", k.add(t0, i))
+        return
+    with k.loop(k.arg("rows")) as c:
+        xb = k.add(k.mul(c, k.arg("x_stride")), t0)
+        yb = k.add(k.mul(c, k.arg("y_stride")), t0)
+        with k.loop(n) as i:
+            value = k.fmul(k.load("x", k.add(xb, i), ty), k.load(gain, i))
+            k.store(value, "y", k.add(yb, i), ty)
+
+
+def _blocks(k: Kernel):  # type: ignore[no-untyped-def]
+    """for t0 in range(0, frames, BLOCK): yields (t0, n) inside the loop."""
+    frames = k.arg("frames")
+
+    class _Blocks:
+        def __enter__(self) -> tuple[Value, Value]:
+            self._loop = k.loop(frames, step=BLOCK)
+            t0 = self._loop.__enter__()
+            return t0, k.imin(k.i64(BLOCK), k.sub(frames, t0))
+
+        def __exit__(self, *exc: object) -> None:
+            self._loop.__exit__(*exc)
+
+    return _Blocks()
 
 
 # ------------------------------------------------------------------------------- compressor
-@njit(**_JIT)
-def compressor(x, y, gains, apply, state, link, rms, rms_coef, threshold_db, knee_db, slope,
-               makeup_db, attack_coef, release_coef):  # fmt: skip  # pragma: no cover
-    """Feed-forward compressor (`audiofx_cli.dsp.dynamics.compressor`); state (signals, 3):
-    mean square, held reduction, smoothed reduction."""
-    batch, channels, frames = x.shape
-    per_item = 1 if link else channels
-    work = np.empty(BLOCK)
-    for b in range(batch):
-        for j in range(per_item):
-            sig = b * per_item + j
-            c0, c1 = (0, channels) if link else (j, j + 1)
-            ms, held, smooth = state[sig, 0], state[sig, 1], state[sig, 2]
-            for t0 in range(0, frames, BLOCK):
-                n = min(BLOCK, frames - t0)
-                ms = _levels_db(x, b, c0, c1, t0, n, rms, rms_coef, ms, work)
-                if knee_db > 0.0:  # quadratic soft knee (Giannoulis et al. eq. 4), branch-free
-                    half, inv = 0.5 * knee_db, 0.5 / knee_db
-                    for k in range(n):
-                        over = work[k] - threshold_db
-                        a = min(max(over + half, 0.0), knee_db)
-                        work[k] = slope * (a * a * inv + max(over - half, 0.0))
-                else:
-                    for k in range(n):
-                        work[k] = slope * max(work[k] - threshold_db, 0.0)
-                for k in range(n):  # smooth decoupled peak detector (eq. 17)
-                    target = work[k]
-                    held = max(target, release_coef * held + (1.0 - release_coef) * target)
-                    smooth = attack_coef * smooth + (1.0 - attack_coef) * held
-                    work[k] = makeup_db - smooth
-                _gains_from_db(work, n)
-                _apply(x, y, gains, sig, apply, b, c0, c1, t0, n, work)
-            state[sig, 0], state[sig, 1], state[sig, 2] = ms, held, smooth
+@cache
+def compressor(dtype: str, rms: bool, knee: bool, apply: bool) -> Any:
+    """Feed-forward compressor (`audiofx_cli.dsp.dynamics.compressor`). Own arguments: state
+    (3 doubles: mean square, held and smoothed reduction), params (rms_coef, threshold_db,
+    knee_db, slope = 1 - 1/ratio, makeup_db, attack_coef, release_coef)."""
+    k = Kernel("compressor", [*COMMON_ARGS, ("state", PTR), ("params", PTR)])
+    ty = ELEMENT[dtype]
+    threshold, knee_db, slope = _param(k, 1), _param(k, 2), _param(k, 3)
+    makeup, attack, release = _param(k, 4), _param(k, 5), _param(k, 6)
+    ms, held, smooth = (k.var(k.load("state", k.i64(j))) for j in range(3))
+    work = k.array(BLOCK)
+    with _blocks(k) as (t0, n):
+        _levels_db(k, ty, rms, t0, n, ms, work)
+        with k.loop(n) as i:  # static curve: the reduction target, branch-free
+            over = k.fsub(k.load(work, i), threshold)
+            if knee:  # quadratic soft knee (Giannoulis et al. eq. 4)
+                half = k.fmul(k.f64(0.5), knee_db)
+                a = k.fmin(k.fmax(k.fadd(over, half), k.f64(0.0)), knee_db)
+                quad = k.fdiv(k.fmul(a, a), k.fmul(k.f64(2.0), knee_db))
+                q = k.fadd(quad, k.fmax(k.fsub(over, half), k.f64(0.0)))
+            else:
+                q = k.fmax(over, k.f64(0.0))
+            k.store(k.fmul(slope, q), work, i)
+        with k.loop(n) as i:  # smooth decoupled peak detector (eq. 17)
+            target = k.load(work, i)
+            held.set(k.fmax(target, k.blend(release, held.get(), target)))
+            smooth.set(k.blend(attack, smooth.get(), held.get()))
+            k.store(k.fsub(makeup, smooth.get()), work, i)
+        _gains_from_db(k, n, work)
+        _apply(k, ty, apply, t0, n, work)
+    for j, var in enumerate((ms, held, smooth)):
+        k.store(var.get(), "state", k.i64(j))
+    return k.compile()
 
 
 # ------------------------------------------------------------------------------- gate
-@njit(**_JIT)
-def gate(x, y, gains, apply, state, since, link, rms, rms_coef, threshold_db, range_db,
-         expander_slope, hold, attack_coef, release_coef):  # fmt: skip  # pragma: no cover
-    """Gate / downward expander (`audiofx_cli.dsp.dynamics.gate`); state (signals, 2): mean
-    square, attenuation (dB); since (signals,) int64: samples since the level was last at or
-    above the threshold (capped at hold + 1: closed). expander_slope < 0: a plain gate."""
-    batch, channels, frames = x.shape
-    per_item = 1 if link else channels
-    work = np.empty(BLOCK)
-    for b in range(batch):
-        for j in range(per_item):
-            sig = b * per_item + j
-            c0, c1 = (0, channels) if link else (j, j + 1)
-            ms, atten, count = state[sig, 0], state[sig, 1], since[sig]
-            for t0 in range(0, frames, BLOCK):
-                n = min(BLOCK, frames - t0)
-                ms = _levels_db(x, b, c0, c1, t0, n, rms, rms_coef, ms, work)
-                for k in range(n):
-                    level = work[k]
-                    count = 0 if level >= threshold_db else min(count + 1, hold + 1)
-                    if count <= hold:
-                        target = 0.0
-                    elif expander_slope < 0.0:
-                        target = range_db
-                    else:
-                        target = min(max(threshold_db - level, 0.0) * expander_slope, range_db)
-                    # both candidates first: the comparison and the multiply-adds overlap
-                    closing = release_coef * atten + (1.0 - release_coef) * target
-                    opening = attack_coef * atten + (1.0 - attack_coef) * target
-                    atten = closing if target > atten else opening
-                    work[k] = -atten
-                _gains_from_db(work, n)
-                _apply(x, y, gains, sig, apply, b, c0, c1, t0, n, work)
-            state[sig, 0], state[sig, 1], since[sig] = ms, atten, count
+@cache
+def gate(dtype: str, rms: bool, expander: bool, apply: bool) -> Any:
+    """Gate / downward expander (`audiofx_cli.dsp.dynamics.gate`). Own arguments: state (2
+    doubles: mean square, attenuation dB), since (1 int64: samples since the level was last at
+    or above the threshold, capped at hold + 1), params (rms_coef, threshold_db, range_db,
+    ratio - 1, hold, attack_coef, release_coef)."""
+    k = Kernel("gate", [*COMMON_ARGS, ("state", PTR), ("since", PTR), ("params", PTR)])
+    ty = ELEMENT[dtype]
+    threshold, range_db, slope = _param(k, 1), _param(k, 2), _param(k, 3)
+    hold = k.b.fptosi(_param(k, 4), I64)
+    attack, release = _param(k, 5), _param(k, 6)
+    ms, atten = k.var(k.load("state", k.i64(0))), k.var(k.load("state", k.i64(1)))
+    count = k.var(k.load("since", k.i64(0), I64), I64)
+    work = k.array(BLOCK)
+    with _blocks(k) as (t0, n):
+        _levels_db(k, ty, rms, t0, n, ms, work)
+        with k.loop(n) as i:
+            level = k.load(work, i)
+            above = k.fcmp(">=", level, threshold)
+            counted = k.imin(k.add(count.get(), k.i64(1)), k.add(hold, k.i64(1)))
+            count.set(k.select(above, k.i64(0), counted))
+            if expander:
+                below = k.fmul(k.fmax(k.fsub(threshold, level), k.f64(0.0)), slope)
+                closed_target = k.fmin(below, range_db)
+            else:
+                closed_target = range_db
+            target = k.select(k.icmp(">", count.get(), hold), closed_target, k.f64(0.0))
+            # both candidates first: the comparison and the multiply-adds overlap
+            closing = k.blend(release, atten.get(), target)
+            opening = k.blend(attack, atten.get(), target)
+            atten.set(k.select(k.fcmp(">", target, atten.get()), closing, opening))
+            k.store(k.fsub(k.f64(0.0), atten.get()), work, i)
+        _gains_from_db(k, n, work)
+        _apply(k, ty, apply, t0, n, work)
+    k.store(ms.get(), "state", k.i64(0))
+    k.store(atten.get(), "state", k.i64(1))
+    k.store(count.get(), "since", k.i64(0), I64)
+    return k.compile()
 
 
 # ------------------------------------------------------------------------------- limiter
-@njit(**_JIT)
-def _running_min(work, held, n, pos0, width, sig, queue_val, queue_pos, head, size):  # fmt: skip
-    """held[k] = min(work[k - width + 1 .. k]) for the block's n samples (positions pos0 ..),
-    with the monotone queue of earlier blocks (capacity a power of two); returns (head, size).
-    """  # pragma: no cover - compiled
-    mask = queue_val.shape[1] - 1
-    for k in range(n):
-        pos = pos0 + k
-        g = work[k]
-        if size > 0 and queue_pos[sig, head] <= pos - width:  # left the window
-            head = (head + 1) & mask
-            size -= 1
-        while size > 0 and queue_val[sig, (head + size - 1) & mask] >= g:
-            size -= 1
-        queue_val[sig, (head + size) & mask] = g
-        queue_pos[sig, (head + size) & mask] = pos
-        size += 1
-        held[k] = queue_val[sig, head]
-    return head, size
+LIMITER_ARGS = [("skip", I64), ("position", I64), ("lag", I64), ("mask", I64),
+                ("params", PTR), ("required", PTR), ("window", PTR), ("queue_val", PTR),
+                ("queue_pos", PTR), ("queue_at", PTR), ("sums", PTR), ("x_ring", PTR),
+                ("scratch", PTR)]  # fmt: skip
 
 
-@njit(**_JIT)
-def _delayed_out(src, gain, dst, clamp):  # pragma: no cover - compiled
-    """dst = src * gain clamped to +-clamp (1-D views from index 0: a vectorised loop; an
-    offset index would make numba check it for negative wrap-around on every access)."""
-    for i in range(dst.shape[0]):
-        dst[i] = min(max(np.float64(src[i]) * gain[i], -clamp), clamp)
+def _running_min(k: Kernel, work: Value, held: Value, n: Value, pos0: Value, width: Value,
+                 head: Any, size: Any) -> None:  # fmt: skip
+    """held[k] = min of the gains of the last `width` positions (monotone queue in queue_val
+    / queue_pos, capacity mask + 1, a power of two)."""
+    mask = k.arg("mask")
 
+    def slot(offset: Value) -> Value:
+        return k.b.and_(k.add(head.get(), offset), mask)
 
-@njit(**_JIT)
-def _limiter_signal(x, y, gains, apply, b, c0, c1, sig, lag, ceiling, clamp, release_coef,
-                    position, skip, required, queue_val, queue_pos, queue_at, sums, window,
-                    released, x_ring):  # fmt: skip  # pragma: no cover
-    """One signal of `limiter` (see there); updates its state rows. The look-ahead histories
-    (required gains, the averaging window) sit in front of the block in one buffer, moved
-    down after each block; the delayed input is read from the chunk or, before its start,
-    from x_ring (the last `lag` inputs, oldest first)."""
-    frames = x.shape[2]
-    width = lag + 1
-    inv_width = 1.0 / width
-    work, held = np.empty(BLOCK), np.empty(BLOCK)
-    req = np.empty(lag + BLOCK)  # [last lag required gains | this block's]
-    avg = np.empty(width + BLOCK)  # [the averaging window | this block's gains]
-    req[:lag] = required[sig]
-    avg[:width] = window[sig]
-    head, size = queue_at[sig, 0], queue_at[sig, 1]
-    total, rel = sums[sig], released[sig]
-    for t0 in range(0, frames, BLOCK):
-        n = min(BLOCK, frames - t0)
-        _peak(x, b, c0, c1, t0, n, work)
-        for k in range(n):  # required gain
-            work[k] = min(1.0, ceiling / work[k])  # |x| = 0: +inf -> 1
-            req[lag + k] = work[k]
-        head, size = _running_min(
-            work, held, n, position + t0, width, sig, queue_val, queue_pos, head, size
+    with k.loop(n) as i:
+        pos = k.add(pos0, i)
+        g = k.load(work, i)
+        front = k.load("queue_pos", head.get(), I64)
+        expired = k.b.and_(
+            k.icmp(">", size.get(), k.i64(0)), k.icmp("<=", front, k.sub(pos, width))
         )
-        for k in range(n):  # held reduction in dB (>= 0)
-            held[k] = -DB_PER_LOG2 * log2_fast(held[k])
-        for k in range(n):  # release: instant rise, one-pole fall
-            rel = max(held[k], release_coef * rel + (1.0 - release_coef) * held[k])
-            avg[width + k] = -rel
-        _gains_from_db(avg[width:], n)
-        for k in range(n):  # mean over the window (a running sum), then min with g[n - lag]
-            total += avg[width + k] - avg[k]
-            if ((position + t0 + k) & (RESUM_EVERY - 1)) == 0:  # no drift, at fixed positions
-                total = 0.0
-                for i in range(k + 1, k + 1 + width):
-                    total += avg[i]
-            held[k] = min(total * inv_width, req[k])
-        first = max(0, skip - t0)  # outputs before the look-ahead is filled do not exist
-        if not apply:
-            for k in range(first, n):
-                gains[sig, t0 + k - skip] = held[k]
-        else:
-            split = min(max(lag - t0, first), n)  # k < split: the input is in x_ring
-            for c in range(c0, c1):
-                _delayed_out(x_ring[b, c, t0 + first : t0 + split], held[first:split],
-                             y[b, c, t0 + first - skip : t0 + split - skip], clamp)
-                _delayed_out(x[b, c, t0 + split - lag : t0 + n - lag], held[split:n],
-                             y[b, c, t0 + split - skip : t0 + n - skip], clamp)  # fmt: skip
-        req[:lag] = req[n : n + lag]
-        avg[:width] = avg[n : n + width]
-    for c in range(c0, c1):  # the last lag inputs, oldest first
-        for i in range(lag):
-            at = frames - lag + i
-            x_ring[b, c, i] = x[b, c, at] if at >= 0 else x_ring[b, c, i + frames]
-    required[sig], window[sig] = req[:lag], avg[:width]
-    queue_at[sig, 0], queue_at[sig, 1] = head, size
-    sums[sig], released[sig] = total, rel
+        with k.when(expired):  # the oldest left the window
+            head.set(k.b.and_(k.add(head.get(), k.i64(1)), mask))
+            size.set(k.sub(size.get(), k.i64(1)))
+
+        def larger_back() -> Value:
+            nonempty = k.icmp(">", size.get(), k.i64(0))
+            back = k.load("queue_val", slot(k.sub(size.get(), k.i64(1))))
+            return k.b.and_(nonempty, k.fcmp(">=", back, g))
+
+        with k.while_(larger_back):
+            size.set(k.sub(size.get(), k.i64(1)))
+        k.store(g, "queue_val", slot(size.get()))
+        k.store(pos, "queue_pos", slot(size.get()), I64)
+        size.set(k.add(size.get(), k.i64(1)))
+        k.store(k.load("queue_val", head.get()), held, i)
 
 
-@njit(**_JIT)
-def limiter(x, y, gains, apply, link, lag, ceiling, clamp, release_coef, position, skip,
-            required, queue_val, queue_pos, queue_at, sums, window, released,
-            x_ring):  # fmt: skip  # pragma: no cover
-    """Look-ahead limiter (`audiofx_cli.dsp.dynamics.limiter`) over a chunk whose first
-    sample is stream position `position`; the first `skip` outputs (the latency not yet
-    filled) are not written."""
-    batch, channels = x.shape[0], x.shape[1]
-    per_item = 1 if link else channels
-    for b in range(batch):
-        for j in range(per_item):
-            sig = b * per_item + j
-            c0, c1 = (0, channels) if link else (j, j + 1)
-            _limiter_signal(x, y, gains, apply, b, c0, c1, sig, lag, ceiling, clamp,
-                            release_coef, position, skip, required, queue_val, queue_pos,
-                            queue_at, sums, window, released, x_ring)  # fmt: skip
+@cache
+def limiter(dtype: str, apply: bool) -> Any:
+    """Look-ahead limiter (`audiofx_cli.dsp.dynamics.limiter`) over a chunk whose first sample
+    is stream position `position`; the first `skip` outputs (the latency not yet filled) are
+    not written. Own arguments: skip, position, lag, mask (queue capacity - 1), params
+    (ceiling, clamp, release_coef), required (lag doubles: the last required gains, oldest
+    first), window (lag + 1 doubles: the averaging window, oldest first), queue_val,
+    queue_pos (int64), queue_at (2 int64: head, size), sums (2 doubles: running sum, release
+    state), x_ring (rows x lag in x's dtype: the last inputs, oldest first), scratch (2 lag +
+    2 BLOCK + 1 doubles)."""
+    k = Kernel("limiter", [*COMMON_ARGS, *LIMITER_ARGS])
+    ty = ELEMENT[dtype]
+    ceiling, clamp, release = _param(k, 0), _param(k, 1), _param(k, 2)
+    lag, skip, position = k.arg("lag"), k.arg("skip"), k.arg("position")
+    width = k.add(lag, k.i64(1))
+    inv_width = k.fdiv(k.f64(1.0), k.b.sitofp(width, F64))
+    req = k.arg("scratch")  # [last lag required gains | this block's]
+    avg = k.at(req, k.add(lag, k.i64(BLOCK)))  # [the averaging window | this block's gains]
+    work, held = k.array(BLOCK), k.array(BLOCK)
+    with k.loop(lag) as i:
+        k.store(k.load("required", i), req, i)
+    with k.loop(width) as i:
+        k.store(k.load("window", i), avg, i)
+    head = k.var(k.load("queue_at", k.i64(0), I64), I64)
+    size = k.var(k.load("queue_at", k.i64(1), I64), I64)
+    total, rel = k.var(k.load("sums", k.i64(0))), k.var(k.load("sums", k.i64(1)))
+    with _blocks(k) as (t0, n):
+        _peak(k, ty, t0, n, work)
+        with k.loop(n) as i:  # required gain; |x| = 0: +inf -> 1
+            g = k.fmin(k.f64(1.0), k.fdiv(ceiling, k.load(work, i)))
+            k.store(g, work, i)
+            k.store(g, req, k.add(lag, i))
+        _running_min(k, work, held, n, k.add(position, t0), width, head, size)
+        with k.loop(n) as i:  # held reduction in dB (>= 0)
+            reduction = k.fmul(k.f64(-approx.DB_PER_LOG2), approx.log2(k, k.load(held, i)))
+            k.store(reduction, held, i)
+        with k.loop(n) as i:  # release: instant rise, one-pole fall
+            h = k.load(held, i)
+            rel.set(k.fmax(h, k.blend(release, rel.get(), h)))
+            k.store(k.fsub(k.f64(0.0), rel.get()), avg, k.add(width, i))
+        _gains_from_db(k, n, k.at(avg, width))
+        with k.loop(n) as i:  # mean over the window (running sum), then min with g[n - lag]
+            total.set(k.fadd(total.get(), k.fsub(k.load(avg, k.add(width, i)), k.load(avg, i))))
+            pos = k.add(k.add(position, t0), i)
+            resum = k.icmp("==", k.b.and_(pos, k.i64(RESUM_EVERY - 1)), k.i64(0))
+            with k.when(resum):  # no drift over long streams, at fixed positions
+                total.set(k.f64(0.0))
+                with k.loop(k.add(k.add(i, width), k.i64(1)), start=k.add(i, k.i64(1))) as j:
+                    total.set(k.fadd(total.get(), k.load(avg, j)))
+            k.store(k.fmin(k.fmul(total.get(), inv_width), k.load(req, i)), held, i)
+        first = k.imax(k.i64(0), k.sub(skip, t0))  # outputs before the look-ahead: none
+        _limiter_out(k, ty, apply, t0, n, first, held, clamp)
+        with k.loop(lag) as i:  # keep the last lag required gains and width gains
+            k.store(k.load(req, k.add(n, i)), req, i)
+        with k.loop(width) as i:
+            k.store(k.load(avg, k.add(n, i)), avg, i)
+    _keep_last_inputs(k, ty)
+    with k.loop(lag) as i:
+        k.store(k.load(req, i), "required", i)
+    with k.loop(width) as i:
+        k.store(k.load(avg, i), "window", i)
+    k.store(head.get(), "queue_at", k.i64(0), I64)
+    k.store(size.get(), "queue_at", k.i64(1), I64)
+    k.store(total.get(), "sums", k.i64(0))
+    k.store(rel.get(), "sums", k.i64(1))
+    return k.compile()
+
+
+def _limiter_out(k: Kernel, ty: Any, apply: bool, t0: Value, n: Value, first: Value,
+                 gain: Value, clamp: Value) -> None:  # fmt: skip
+    """Outputs of the block's frames first .. n - 1: the input `lag` frames earlier (from
+    x_ring before the chunk's start) times the gain, clamped; or the gains (autograd)."""
+    lag, skip = k.arg("lag"), k.arg("skip")
+    if not apply:
+        with k.loop(n, start=first) as i:
+            k.store(k.load(gain, i), "gains", k.sub(k.add(t0, i), skip))
+        return
+    split = k.imin(k.imax(k.sub(lag, t0), first), n)  # i < split: the input is in x_ring
+    neg = k.fsub(k.f64(0.0), clamp)
+    with k.loop(k.arg("rows")) as c:
+        ring = k.mul(c, lag)
+        xb = k.sub(k.add(k.mul(c, k.arg("x_stride")), t0), lag)
+        yb = k.sub(k.add(k.mul(c, k.arg("y_stride")), t0), skip)
+        for start, stop, src, base in ((first, split, "x_ring", k.add(ring, t0)),
+                                       (split, n, "x", xb)):  # fmt: skip
+            with k.loop(stop, start=start) as i:
+                value = k.fmul(k.load(src, k.add(base, i), ty), k.load(gain, i))
+                k.store(k.fmin(k.fmax(value, neg), clamp), "y", k.add(yb, i), ty)
+
+
+def _keep_last_inputs(k: Kernel, ty: Any) -> None:
+    """x_ring = the last lag inputs of [x_ring | chunk], oldest first (in place: ascending
+    reads are never behind the writes)."""
+    lag, frames = k.arg("lag"), k.arg("frames")
+    with k.loop(k.arg("rows")) as c:
+        ring = k.mul(c, lag)
+        xb = k.mul(c, k.arg("x_stride"))
+        with k.loop(lag) as i:
+            at = k.add(k.sub(frames, lag), i)
+            from_chunk = k.icmp(">=", at, k.i64(0))
+            with k.b.if_else(from_chunk) as (then, otherwise):
+                with then:
+                    k.store(k.load("x", k.add(xb, at), ty), "x_ring", k.add(ring, i), ty)
+                with otherwise:
+                    old = k.load("x_ring", k.add(ring, k.add(i, frames)), ty)
+                    k.store(old, "x_ring", k.add(ring, i), ty)
