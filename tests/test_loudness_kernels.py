@@ -19,7 +19,8 @@ def test_kweighted_segments_equal_sosfilt_and_reduceat(dtype):
     sos = k_weighting_sos(44100)
     zi = np.zeros((6, 2, 2))
     y = signal.sosfilt(sos, x.astype(np.float64), axis=-1)
-    for start, stop, cuts in ((0, 1000, [10, 400, 400, 999]), (1000, 1000, []), (1000, 5000, [4000])):
+    pieces = ((0, 1000, [10, 400, 400, 999]), (1000, 1000, []), (1000, 5000, [4000]))
+    for start, stop, cuts in pieces:
         cuts = np.array(cuts, dtype=np.int64)
         out = np.empty((2, 3, len(cuts) + 1))
         kernels.kweighted_segments(x[..., start:stop], sos, zi, cuts, out)

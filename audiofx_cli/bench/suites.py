@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_RATE_HZ = 44100
-KINDS = ("iir", "fir", "chain", "file")
+KINDS = ("iir", "fir", "chain", "file", "effects")
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,13 @@ SUITES: dict[str, Suite] = {
         "encode (the iir chain, or --chain)",
         IIR_FILTERS,
         channels=(8,),
+        durations_s=(60.0,),
+    ),
+    "effects": Suite(
+        "effects",
+        "effects",
+        "every non-linear stage beside pedalboard, SoX and torchfx (audiofx_cli.bench.effects)",
+        channels=(2,),
         durations_s=(60.0,),
     ),
 }

@@ -34,9 +34,13 @@ EXAMPLES = """
 
   audiofx bench --suite file --duration 600 --channels 8
 
-Suites: api, iir, fir (default: all three), chain (--chain), file (decode + chain + encode).
+  audiofx bench --suite effects --channels 2 --duration 60 --csv effects.csv
 
-Backends: audiofx, scipy, scipy-sos, scipy-oa, torchaudio, torchfx (if installed), io-only.
+Suites: api, iir, fir (default: all three), chain (--chain), file (decode + chain + encode),
+effects (every non-linear stage beside pedalboard, SoX and torchfx; --stages picks some).
+
+Backends: audiofx, scipy, scipy-sos, scipy-oa, torchaudio, torchfx (if installed), io-only;
+for the effects suite: audiofx, pedalboard, sox, torchfx.
 
 Exit codes: 0 done (wrong outputs are flagged in the table and the CSV), 2 bad arguments or a
 plan that does not fit in memory.
@@ -90,7 +94,9 @@ def parse_names(text: str, known: list[str], option: str) -> list[str]:
 def bench(
     suite: Annotated[
         str | None,
-        typer.Option(help="api | iir | fir | chain | file, or a comma list (default: iir,fir,api)"),
+        typer.Option(
+            help="api | iir | fir | chain | file | effects, or a comma list (default: iir,fir,api)"
+        ),
     ] = None,
     channels: Annotated[
         str | None, typer.Option(help="channel counts, comma list (default: the suite's)")
@@ -124,10 +130,28 @@ def bench(
     progress: Annotated[
         bool, typer.Option(help="progress bar on stderr (default: when it is a terminal)")
     ] = sys.stderr.isatty(),
+    stages: Annotated[
+        str | None, typer.Option(help="effects suite: which stages, comma list (default: all)")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
 ) -> None:
     """Benchmark audiofx against scipy, torchaudio and torchfx on the same signal."""
     with exit_on_error(debug):
+        if suite is not None and "effects" in _split(suite):  # its own runner and table
+            if _split(suite) != ["effects"] or chain is not None or plot is not None:
+                raise UsageError(
+                    "--suite effects runs on its own (no other suite, --chain, --plot)"
+                )
+            from audiofx_cli.cli import bench_effects
+
+            bench_effects.run(
+                stages=stages, channels=channels, duration=duration, backends=backends,
+                device=device, repeat=repeat, warmup=warmup, csv=csv, rate=rate, seed=seed,
+                tolerance=tolerance, chunk_seconds=chunk_seconds, progress=progress,
+            )  # fmt: skip
+            return
+        if stages is not None:
+            raise UsageError("--stages is for --suite effects")
         options, devices = _options(
             suite, channels, duration, backends, device, repeat, warmup, chain, rate, seed,
             tolerance, chunk_seconds, csv, plot,
