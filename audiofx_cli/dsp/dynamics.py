@@ -200,11 +200,10 @@ class LimiterState:
 
     position: int  # input samples consumed
     required: np.ndarray  # (signals, lag) required gains of the last lag inputs, oldest first
-    queue_val: np.ndarray  # (signals, capacity) monotone queue of the running minimum
-    queue_pos: np.ndarray  # (signals, capacity) int64 their positions (capacity: a power
-    # of two > lag)
-    queue_at: np.ndarray  # (signals, 2) int64 head and size of the queue
-    sums: np.ndarray  # (signals, 2) running sum of the window, release state (dB)
+    segment: np.ndarray  # (signals, lag + 1) the running minimum's current segment
+    suffix: np.ndarray  # (signals, lag + 2) suffix minima of the previous segment, then 1
+    offset: np.ndarray  # (signals,) int64 position in the current segment
+    sums: np.ndarray  # (signals, 3) running sum of the window, release state (dB), prefix min
     window: np.ndarray  # (signals, lag + 1) the averaging window, oldest first
     x_ring: np.ndarray  # (batch, channels, lag) the last lag inputs, oldest first (x's dtype)
 
@@ -216,14 +215,13 @@ class LimiterState:
 def limiter_state(x: np.ndarray, p: LimiterParams) -> LimiterState:
     """Fresh limiter state for chunks shaped like x: no reduction, a silent delay line."""
     signals, lag = signal_count(x, p.link), p.lag
-    capacity = 1 << lag.bit_length()  # a power of two > lag
     return LimiterState(
         position=0,
         required=np.ones((signals, lag)),
-        queue_val=np.zeros((signals, capacity)),
-        queue_pos=np.zeros((signals, capacity), dtype=np.int64),
-        queue_at=np.zeros((signals, 2), dtype=np.int64),
-        sums=np.column_stack([np.full(signals, float(lag + 1)), np.zeros(signals)]),
+        segment=np.ones((signals, lag + 1)),
+        suffix=np.ones((signals, lag + 2)),  # before the stream: gain 1
+        offset=np.zeros(signals, dtype=np.int64),
+        sums=np.column_stack([np.full(signals, lag + 1.0), np.zeros(signals), np.ones(signals)]),
         window=np.ones((signals, lag + 1)),
         x_ring=np.zeros((*x.shape[:2], lag), dtype=x.dtype),
     )
@@ -235,8 +233,8 @@ def limiter(
     """Look-ahead brick-wall limiter. For input position n (L = lag):
 
     1. required gain g[n] = min(1, ceiling / |x[n]|) (max |x| over linked channels);
-    2. held: the minimum of g over the last L + 1 samples (a monotone queue), so it is <= the
-       gain every sample in [n - L, n] needs; in dB, a reduction r = -20 log10(held) >= 0;
+    2. held: the minimum of g over the last L + 1 samples (van Herk / Gil-Werman), so it is
+       <= the gain every sample in [n - L, n] needs; in dB, a reduction r = -20 log10(held);
     3. release: R = max(r, a R + (1 - a) r): follows rises at once, decays with release_coef;
     4. the mean of 10^(-R/20) over the last L + 1 samples (a running sum, recomputed exactly
        at every RESUM_EVERY-th position so it never drifts), then min with g[n - L]: every
@@ -256,16 +254,15 @@ def limiter(
     params = np.array([p.ceiling, p.clamp, p.release_coef])
     scratch = np.empty(2 * p.lag + 2 * kernels.BLOCK + 1)
     kernel = kernels.limiter(x.dtype.name, apply)
-    mask = state.queue_val.shape[1] - 1
     ring = state.x_ring  # (batch, channels, lag): a signal's rows are consecutive
     ring_at = {
         sig: ring.ctypes.data + (b * x.shape[1] + row) * p.lag * ring.itemsize
         for sig, b, row, _ in _signals(x, p.link)
     }
     s = state
-    _run(kernel, x, y, gains, p.link, *map(_value, (skip, s.position, p.lag, mask)),
-         _value(params.ctypes.data), _row(s.required), _row(s.window), _row(s.queue_val),
-         _row(s.queue_pos), _row(s.queue_at), _row(s.sums), ring_at.__getitem__,
+    _run(kernel, x, y, gains, p.link, *map(_value, (skip, s.position, p.lag)),
+         _value(params.ctypes.data), _row(s.required), _row(s.window), _row(s.segment),
+         _row(s.suffix), _row(s.offset), _row(s.sums), ring_at.__getitem__,
          _value(scratch.ctypes.data))  # fmt: skip
     state.position += frames
     return (y if apply else gains), state

@@ -188,55 +188,57 @@ def gate(dtype: str, rms: bool, expander: bool, apply: bool) -> Any:
 
 
 # ------------------------------------------------------------------------------- limiter
-LIMITER_ARGS = [("skip", I64), ("position", I64), ("lag", I64), ("mask", I64),
-                ("params", PTR), ("required", PTR), ("window", PTR), ("queue_val", PTR),
-                ("queue_pos", PTR), ("queue_at", PTR), ("sums", PTR), ("x_ring", PTR),
-                ("scratch", PTR)]  # fmt: skip
+LIMITER_ARGS = [("skip", I64), ("position", I64), ("lag", I64), ("params", PTR),
+                ("required", PTR), ("window", PTR), ("segment", PTR), ("suffix", PTR),
+                ("offset", PTR), ("sums", PTR), ("x_ring", PTR), ("scratch", PTR)]  # fmt: skip
 
 
-def _running_min(k: Kernel, work: Value, held: Value, n: Value, pos0: Value, width: Value,
-                 head: Any, size: Any) -> None:  # fmt: skip
-    """held[k] = min of the gains of the last `width` positions (monotone queue in queue_val
-    / queue_pos, capacity mask + 1, a power of two)."""
-    mask = k.arg("mask")
+def _running_min(k: Kernel, work: Value, held: Value, n: Value, width: Value, offset: Any,
+                 prefix: Any) -> None:  # fmt: skip
+    """held[i] = min of the gains of the last `width` positions (van Herk / Gil-Werman): the
+    stream is cut into segments of `width` samples from position 0; `prefix` is the running
+    minimum since the current segment's start, `suffix[j]` the minimum of the previous
+    segment from its j-th sample on (suffix[width] = 1, neutral: gains are <= 1), so the window
+    ending at the current sample, offset o in its segment, is min(suffix[o + 1], prefix). A
+    completed segment's suffix minima are computed once (a backward pass). About three
+    operations a sample, the only recursion a one-cycle minimum; exact (minima only)."""
+    seg, suffix = k.arg("segment"), k.arg("suffix")
+    done = k.var(k.i64(0), I64)
 
-    def slot(offset: Value) -> Value:
-        return k.b.and_(k.add(head.get(), offset), mask)
+    def more() -> Value:
+        return k.icmp("<", done.get(), n)
 
-    with k.loop(n) as i:
-        pos = k.add(pos0, i)
-        g = k.load(work, i)
-        front = k.load("queue_pos", head.get(), I64)
-        expired = k.b.and_(
-            k.icmp(">", size.get(), k.i64(0)), k.icmp("<=", front, k.sub(pos, width))
-        )
-        with k.when(expired):  # the oldest left the window
-            head.set(k.b.and_(k.add(head.get(), k.i64(1)), mask))
-            size.set(k.sub(size.get(), k.i64(1)))
-
-        def larger_back() -> Value:
-            nonempty = k.icmp(">", size.get(), k.i64(0))
-            back = k.load("queue_val", slot(k.sub(size.get(), k.i64(1))))
-            return k.b.and_(nonempty, k.fcmp(">=", back, g))
-
-        with k.while_(larger_back):
-            size.set(k.sub(size.get(), k.i64(1)))
-        k.store(g, "queue_val", slot(size.get()))
-        k.store(pos, "queue_pos", slot(size.get()), I64)
-        size.set(k.add(size.get(), k.i64(1)))
-        k.store(k.load("queue_val", head.get()), held, i)
+    with k.while_(more):
+        run = k.imin(k.sub(n, done.get()), k.sub(width, offset.get()))
+        with k.loop(run) as i:
+            o = k.add(offset.get(), i)
+            g = k.load(work, k.add(done.get(), i))
+            prefix.set(k.fmin(prefix.get(), g))
+            k.store(g, seg, o)
+            window_min = k.fmin(k.load(suffix, k.add(o, k.i64(1))), prefix.get())
+            k.store(window_min, held, k.add(done.get(), i))
+        done.set(k.add(done.get(), run))
+        offset.set(k.add(offset.get(), run))
+        with k.when(k.icmp("==", offset.get(), width)):  # the segment is complete
+            tail = k.var(k.f64(1.0))
+            with k.loop(width) as i:
+                j = k.sub(k.sub(width, k.i64(1)), i)
+                tail.set(k.fmin(tail.get(), k.load(seg, j)))
+                k.store(tail.get(), suffix, j)
+            offset.set(k.i64(0))
+            prefix.set(k.f64(1.0))
 
 
 @cache
 def limiter(dtype: str, apply: bool) -> Any:
     """Look-ahead limiter (`audiofx_cli.dsp.dynamics.limiter`) over a chunk whose first sample
     is stream position `position`; the first `skip` outputs (the latency not yet filled) are
-    not written. Own arguments: skip, position, lag, mask (queue capacity - 1), params
-    (ceiling, clamp, release_coef), required (lag doubles: the last required gains, oldest
-    first), window (lag + 1 doubles: the averaging window, oldest first), queue_val,
-    queue_pos (int64), queue_at (2 int64: head, size), sums (2 doubles: running sum, release
-    state), x_ring (rows x lag in x's dtype: the last inputs, oldest first), scratch (2 lag +
-    2 BLOCK + 1 doubles)."""
+    not written. Own arguments: skip, position, lag, params (ceiling, clamp, release_coef),
+    required (lag doubles: the last required gains, oldest first), window (lag + 1 doubles:
+    the averaging window, oldest first), segment (lag + 1 doubles) and suffix (lag + 2) and
+    offset (1 int64) of the running minimum (`_running_min`), sums (3 doubles: running sum,
+    release state, the running minimum's prefix), x_ring (rows x lag in x's dtype: the last
+    inputs, oldest first), scratch (2 lag + 2 BLOCK + 1 doubles)."""
     k = Kernel("limiter", [*COMMON_ARGS, *LIMITER_ARGS])
     ty = ELEMENT[dtype]
     ceiling, clamp, release = _param(k, 0), _param(k, 1), _param(k, 2)
@@ -250,16 +252,16 @@ def limiter(dtype: str, apply: bool) -> Any:
         k.store(k.load("required", i), req, i)
     with k.loop(width) as i:
         k.store(k.load("window", i), avg, i)
-    head = k.var(k.load("queue_at", k.i64(0), I64), I64)
-    size = k.var(k.load("queue_at", k.i64(1), I64), I64)
+    offset = k.var(k.load("offset", k.i64(0), I64), I64)
     total, rel = k.var(k.load("sums", k.i64(0))), k.var(k.load("sums", k.i64(1)))
+    prefix = k.var(k.load("sums", k.i64(2)))
     with _blocks(k) as (t0, n):
         _peak(k, ty, t0, n, work)
         with k.loop(n) as i:  # required gain; |x| = 0: +inf -> 1
             g = k.fmin(k.f64(1.0), k.fdiv(ceiling, k.load(work, i)))
             k.store(g, work, i)
             k.store(g, req, k.add(lag, i))
-        _running_min(k, work, held, n, k.add(position, t0), width, head, size)
+        _running_min(k, work, held, n, width, offset, prefix)
         with k.loop(n) as i:  # held reduction in dB (>= 0)
             reduction = k.fmul(k.f64(-approx.DB_PER_LOG2), approx.log2(k, k.load(held, i)))
             k.store(reduction, held, i)
@@ -288,10 +290,10 @@ def limiter(dtype: str, apply: bool) -> Any:
         k.store(k.load(req, i), "required", i)
     with k.loop(width) as i:
         k.store(k.load(avg, i), "window", i)
-    k.store(head.get(), "queue_at", k.i64(0), I64)
-    k.store(size.get(), "queue_at", k.i64(1), I64)
+    k.store(offset.get(), "offset", k.i64(0), I64)
     k.store(total.get(), "sums", k.i64(0))
     k.store(rel.get(), "sums", k.i64(1))
+    k.store(prefix.get(), "sums", k.i64(2))
     return k.compile()
 
 
