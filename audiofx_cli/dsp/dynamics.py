@@ -4,10 +4,11 @@ Signals are numpy arrays of shape (batch, channels, frames), float32 or float64,
 the compiled kernels of `audiofx_cli.dsp.dynamics_kernels` in float64. Each function takes its
 state and returns the new one (the caller's state is never modified), so any chunking gives
 the same result as the whole signal. With `apply=True` a function returns the output samples
-(x's dtype and shape); with `apply=False` it returns the gain per signal and frame (float64,
-(signals, frames)) for a caller that multiplies itself (autograd). A signal is one batch item
-when channels are linked (one gain for all channels), else one channel (signals = batch x
-channels).
+(x's dtype and shape; written into `out` when given, e.g. a slice of a longer output); with
+`apply=False` it returns the gain per signal and frame (float64, (signals, frames)) for a
+caller that multiplies itself (autograd). Rows may be strided (see `rows_readable`). A signal
+is one batch item when channels are linked (one gain for all channels), else one channel
+(signals = batch x channels).
 
 Conventions (Giannoulis, Massberg & Reiss, "Digital dynamic range compressor design: a tutorial
 and analysis", JAES 2012):
@@ -48,11 +49,28 @@ def signal_count(x: np.ndarray, link: bool) -> int:
     return x.shape[0] if link else x.shape[0] * x.shape[1]
 
 
-def _outputs(x: np.ndarray, link: bool, apply: bool, frames: int) -> tuple[np.ndarray, Any]:
-    """(y, gains) arrays for a kernel: the output when applying, else the gains."""
+def _outputs(
+    x: np.ndarray, link: bool, apply: bool, frames: int, out: np.ndarray | None
+) -> tuple[np.ndarray, Any]:
+    """(y, gains) arrays for a kernel: the output (`out` when given) when applying, else the
+    gains."""
     if apply:
+        if out is not None:
+            return out, _NO_GAINS
         return memory.empty_array((*x.shape[:2], frames), x.dtype), _NO_GAINS
     return np.empty((0, 0, 0), dtype=x.dtype), np.empty((signal_count(x, link), frames))
+
+
+def rows_readable(a: np.ndarray) -> bool:
+    """True when the kernels can read or write `a` in place: (batch, channels, frames), float32
+    or float64, samples contiguous along time (rows may be strided: a slice of a longer
+    signal)."""
+    return (
+        a.ndim == 3
+        and a.dtype in (np.float32, np.float64)
+        and (a.shape[2] <= 1 or a.strides[2] == a.itemsize)
+        and all(stride % a.itemsize == 0 and stride >= 0 for stride in a.strides)
+    )
 
 
 def _signals(x: np.ndarray, link: bool) -> list[tuple[int, int, int, int]]:
@@ -64,17 +82,24 @@ def _signals(x: np.ndarray, link: bool) -> list[tuple[int, int, int, int]]:
 
 
 def _run(kernel: Any, x: np.ndarray, y: np.ndarray, gains: np.ndarray, link: bool,
-         *per_signal: Any) -> None:  # fmt: skip
-    """Call `kernel` once per signal with the common arguments (see
-    `audiofx_cli.dsp.dynamics_kernels`) and, per signal, each of `per_signal`: a function of
-    the signal number giving an argument (an address or a number)."""
-    frames, out_frames = x.shape[-1], y.shape[-1]
-    for sig, b, row, rows in _signals(x, link):
-        x_at = x.ctypes.data + (b * x.shape[1] + row) * frames * x.itemsize
-        y_at = y.ctypes.data + (b * y.shape[1] + row) * out_frames * y.itemsize if y.size else 0
-        g_at = gains.ctypes.data + sig * gains.shape[-1] * 8 if gains.size else 0
-        extra = [arg(sig) for arg in per_signal]
-        kernel(x_at, y_at, g_at, rows, frames, out_frames, frames, *extra)
+         per_lane: list[Any], shared: list[Any] = (), lanes: int = 1) -> None:  # fmt: skip
+    """Call the kernel over every signal of x, `lanes` signals per call (`kernel(n)` gives
+    the n-lane kernel; a last odd signal runs alone), with the common arguments of
+    `audiofx_cli.dsp.dynamics_kernels.lane_args`, then each of `per_lane` (a function of the
+    signal number giving an address or a number) for every lane, then `shared`."""
+    frames = x.shape[-1]
+    x_stride, y_stride = x.strides[1] // x.itemsize, y.strides[1] // y.itemsize if y.size else 0
+    signals = _signals(x, link)
+    for first in range(0, len(signals), lanes):
+        group = signals[first : first + lanes]
+        xs = [x.ctypes.data + b * x.strides[0] + row * x.strides[1] for _, b, row, _ in group]
+        ys = [y.ctypes.data + b * y.strides[0] + row * y.strides[1] if y.size else 0
+              for _, b, row, _ in group]  # fmt: skip
+        gs = [gains.ctypes.data + sig * gains.shape[-1] * 8 if gains.size else 0
+              for sig, *_ in group]  # fmt: skip
+        own = [arg(sig) for arg in per_lane for sig, *_ in group]
+        rows = group[0][3]
+        kernel(len(group))(*xs, *ys, *gs, rows, x_stride, y_stride, frames, *own, *shared)
 
 
 def _row(array: np.ndarray) -> Any:
@@ -116,7 +141,11 @@ def compressor_state(signals: int) -> np.ndarray:
 
 
 def compressor(
-    x: np.ndarray, state: np.ndarray, p: CompressorParams, apply: bool = True
+    x: np.ndarray,
+    state: np.ndarray,
+    p: CompressorParams,
+    apply: bool = True,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Feed-forward compressor: level (dBFS) -> reduction target (1 - 1/R) q(level - T), with
     q the quadratic soft knee of width W (Giannoulis et al. eq. 4: 0 below T - W/2, the
@@ -128,11 +157,14 @@ def compressor(
     """
     state = np.array(state, dtype=np.float64, copy=True)
     d = p.detector
-    y, gains = _outputs(x, d.link, apply, x.shape[-1])
+    y, gains = _outputs(x, d.link, apply, x.shape[-1], out)
     params = np.array([d.rms_coef, p.threshold_db, p.knee_db, 1.0 - 1.0 / p.ratio,
                        p.makeup_db, p.attack_coef, p.release_coef])  # fmt: skip
-    kernel = kernels.compressor(x.dtype.name, d.rms, p.knee_db > 0, apply)
-    _run(kernel, x, y, gains, d.link, _row(state), _value(params.ctypes.data))
+
+    def kernel(lanes: int) -> Any:
+        return kernels.compressor(x.dtype.name, d.rms, p.knee_db > 0, apply, lanes)
+
+    _run(kernel, x, y, gains, d.link, [_row(state)], [params.ctypes.data], kernels.LANES)
     return (y if apply else gains), state
 
 
@@ -158,7 +190,11 @@ def gate_state(signals: int, p: GateParams) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gate(
-    x: np.ndarray, state: tuple[np.ndarray, np.ndarray], p: GateParams, apply: bool = True
+    x: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray],
+    p: GateParams,
+    apply: bool = True,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Noise gate / downward expander with hold: open (target 0 dB) while the level is at or
     above threshold_db and for `hold` samples after; closed: range_db, or with a ratio
@@ -172,12 +208,16 @@ def gate(
     levels = np.array(state[0], dtype=np.float64, copy=True)
     since = np.array(state[1], dtype=np.int64, copy=True)
     d = p.detector
-    y, gains = _outputs(x, d.link, apply, x.shape[-1])
+    y, gains = _outputs(x, d.link, apply, x.shape[-1], out)
     slope = 0.0 if p.ratio is None else p.ratio - 1.0
     params = np.array([d.rms_coef, p.threshold_db, p.range_db, slope, float(p.hold),
                        p.attack_coef, p.release_coef])  # fmt: skip
-    kernel = kernels.gate(x.dtype.name, d.rms, p.ratio is not None, apply)
-    _run(kernel, x, y, gains, d.link, _row(levels), _row(since), _value(params.ctypes.data))
+
+    def kernel(lanes: int) -> Any:
+        return kernels.gate(x.dtype.name, d.rms, p.ratio is not None, apply, lanes)
+
+    per_lane = [_row(levels), _row(since)]
+    _run(kernel, x, y, gains, d.link, per_lane, [params.ctypes.data], kernels.LANES)
     return (y if apply else gains), (levels, since)
 
 
@@ -228,7 +268,11 @@ def limiter_state(x: np.ndarray, p: LimiterParams) -> LimiterState:
 
 
 def limiter(
-    x: np.ndarray, state: LimiterState, p: LimiterParams, apply: bool = True
+    x: np.ndarray,
+    state: LimiterState,
+    p: LimiterParams,
+    apply: bool = True,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, LimiterState]:
     """Look-ahead brick-wall limiter. For input position n (L = lag):
 
@@ -250,19 +294,19 @@ def limiter(
     state = state.copy()
     frames = x.shape[-1]
     skip = max(0, min(frames, p.lag - state.position))
-    y, gains = _outputs(x, p.link, apply, frames - skip)
+    y, gains = _outputs(x, p.link, apply, frames - skip, out)
     params = np.array([p.ceiling, p.clamp, p.release_coef])
     scratch = np.empty(2 * p.lag + 2 * kernels.BLOCK + 1)
-    kernel = kernels.limiter(x.dtype.name, apply)
+    kernel = kernels.limiter(x.dtype.name, apply)  # one signal per call
     ring = state.x_ring  # (batch, channels, lag): a signal's rows are consecutive
     ring_at = {
         sig: ring.ctypes.data + (b * x.shape[1] + row) * p.lag * ring.itemsize
         for sig, b, row, _ in _signals(x, p.link)
     }
     s = state
-    _run(kernel, x, y, gains, p.link, *map(_value, (skip, s.position, p.lag)),
-         _value(params.ctypes.data), _row(s.required), _row(s.window), _row(s.segment),
-         _row(s.suffix), _row(s.offset), _row(s.sums), ring_at.__getitem__,
-         _value(scratch.ctypes.data))  # fmt: skip
+    per_signal = [*map(_value, (skip, s.position, p.lag, params.ctypes.data)), _row(s.required),
+                  _row(s.window), _row(s.segment), _row(s.suffix), _row(s.offset), _row(s.sums),
+                  ring_at.__getitem__, _value(scratch.ctypes.data)]  # fmt: skip
+    _run(lambda lanes: kernel, x, y, gains, p.link, per_signal)
     state.position += frames
     return (y if apply else gains), state

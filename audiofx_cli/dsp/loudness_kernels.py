@@ -41,7 +41,8 @@ def _kweighting(dtype: str) -> Any:
     multiply-adds (about 8 cycles a sample), and two chains side by side take about as long
     as one (1.7x the throughput on stereo, measured)."""
     names = [("x0", PTR), ("x1", PTR), ("frames", I64), ("sos", PTR), ("zi0", PTR),
-             ("zi1", PTR), ("cuts", PTR), ("n_cuts", I64), ("out0", PTR), ("out1", PTR)]  # fmt: skip
+             ("zi1", PTR), ("cuts", PTR), ("n_cuts", I64), ("out0", PTR),
+             ("out1", PTR)]  # fmt: skip
     k = Kernel("kweighting", names)
     ty = ELEMENT[dtype]
     coef = [[k.load("sos", k.i64(6 * s + j)) for j in (0, 1, 2, 4, 5)] for s in range(2)]

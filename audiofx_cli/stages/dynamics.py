@@ -27,13 +27,27 @@ Kernel = Callable[[np.ndarray, Any, bool], tuple[np.ndarray, Any]]
 
 
 def _array(x: Tensor) -> np.ndarray:
-    """(..., channels, time) -> (batch, channels, time) numpy on the CPU, float32 or float64,
-    C-contiguous (a view of x when it already is)."""
+    """(..., channels, time) -> (batch, channels, time) numpy on the CPU, float32 or float64:
+    a view of x when its samples are contiguous along time (rows may be strided, as in a chunk
+    sliced from a longer signal), else a copy."""
     x = x.detach()
     if x.dtype not in (torch.float32, torch.float64):
         x = x.to(torch.float32)
+    x = x.to("cpu")
     batch = math.prod(x.shape[:-2])
-    return x.reshape(batch, *x.shape[-2:]).to("cpu").contiguous().numpy()
+    array = x.reshape(batch, *x.shape[-2:]).numpy()
+    return array if dyn.rows_readable(array) else np.ascontiguousarray(array)
+
+
+def _out_array(out: Tensor, x: Tensor) -> np.ndarray | None:
+    """`out` as a (batch, channels, time) numpy view the kernels can write, or None."""
+    if out.device.type != "cpu" or out.dtype != x.dtype or out.shape != x.shape:
+        return None
+    try:
+        view = out.view(math.prod(out.shape[:-2]), *out.shape[-2:]).numpy()
+    except RuntimeError:  # not viewable as (batch, channels, time)
+        return None
+    return view if dyn.rows_readable(view) else None
 
 
 def _needs_grad(x: Tensor) -> bool:
@@ -55,6 +69,18 @@ def _run(x: Tensor, kernel: Kernel, state: Any, link: bool) -> tuple[Tensor, Any
     out, state = kernel(_array(x), state, True)
     y = torch.from_numpy(out).reshape(x.shape)
     return y.to(device=x.device, dtype=x.dtype), state
+
+
+def _run_into(
+    x: Tensor, kernel: Any, state: Any, out: Tensor, step: Any
+) -> tuple[Tensor | None, Any]:
+    """`Stage.step_into` for a sample-aligned kernel: the kernel writes `out` itself (no
+    output chunk to allocate and copy) when it can; else `step`."""
+    target = None if _needs_grad(x) else _out_array(out, x)
+    if target is None:
+        return step(x, state)
+    _, state = kernel(_array(x), state, True, out=target)
+    return None, state
 
 
 def _signals(x: Tensor, link: bool) -> int:
@@ -125,8 +151,10 @@ class Compressor(_Detecting):
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
         return dyn.compressor_state(_signals(x, self.link))
 
-    def _kernel(self, x: np.ndarray, state: Any, apply: bool) -> tuple[np.ndarray, Any]:
-        return dyn.compressor(x, state, self._params, apply)
+    def _kernel(
+        self, x: np.ndarray, state: Any, apply: bool, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Any]:
+        return dyn.compressor(x, state, self._params, apply, out)
 
     def gain_reduction_db(self, x: Tensor, state: State) -> tuple[np.ndarray, State]:
         """Smoothed gain reduction in dB (>= 0), shape (signals, time), and the new state."""
@@ -139,6 +167,11 @@ class Compressor(_Detecting):
         if state is None:
             state = self.init_state(x)
         return _run(x, self._kernel, state, self.link)
+
+    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
+        if state is None:
+            state = self.init_state(x)
+        return _run_into(x, self._kernel, state, out, self.step)
 
 
 class Gate(_Detecting):
@@ -195,13 +228,20 @@ class Gate(_Detecting):
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
         return dyn.gate_state(_signals(x, self.link), self._params)
 
-    def _kernel(self, x: np.ndarray, state: Any, apply: bool) -> tuple[np.ndarray, Any]:
-        return dyn.gate(x, state, self._params, apply)
+    def _kernel(
+        self, x: np.ndarray, state: Any, apply: bool, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Any]:
+        return dyn.gate(x, state, self._params, apply, out)
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         if state is None:
             state = self.init_state(x)
         return _run(x, self._kernel, state, self.link)
+
+    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
+        if state is None:
+            state = self.init_state(x)
+        return _run_into(x, self._kernel, state, out, self.step)
 
 
 class Limiter(Stage):
@@ -291,6 +331,18 @@ class Limiter(Stage):
             y = y.to(device=x.device, dtype=x.dtype)
             history = state["x"]  # unused without autograd
         return y, {"kernel": kernel_state, "x": history}
+
+    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
+        if state is None:
+            state = self.init_state(x)
+        kernel_state = state["kernel"]
+        filled = kernel_state.position >= self.latency  # one output sample per input sample
+        target = _out_array(out, x) if filled and not _needs_grad(x) else None
+        if target is None:
+            return self.step(x, state)
+        array = _array(x)
+        _, kernel_state = dyn.limiter(array, kernel_state, self._params(array.dtype), True, target)
+        return None, {"kernel": kernel_state, "x": state["x"]}
 
     def flush(self, state: State) -> Tensor | None:
         if not self.latency or state is None:
