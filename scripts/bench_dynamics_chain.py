@@ -10,12 +10,16 @@ the issue compares with (SoX's `loudness` is its ISO 226 loudness-compensated vo
 LUFS normaliser, and `gain -n` is a two-pass peak normalisation through a temporary file; it
 does about the same amount of work, not the same processing).
 
+Besides the two commands, the script times `audiofx_cli.api.process_file` on the same file in
+its own process (torch imported once: what a batch or a long-running service pays per file)
+and `python -c "import torch"` (the fixed cost inside every `audiofx process` run).
+
 The input is 44.1 kHz stereo 16-bit PCM: seeded noise, lightly low-passed, under a syllable-rate
 envelope spanning about 40 dB, so that the compressor and the limiter both act. Both tools read
 it and write 16-bit PCM (audiofx dithers, SoX too by default). Runs alternate (audiofx, SoX,
 audiofx, ...) so that a change in the machine's load hits both; each tool's time is the median
 of `--repeat` runs of the whole command (process start-up included), measured in this script
-with the load average printed beside it. The output of the last audiofx run is measured with
+with the load average printed beside it. The output of the last CLI run is measured with
 `audiofx_cli.analysis.analyze_file` (integrated loudness, sample and true peak).
 """
 
@@ -88,11 +92,22 @@ def main() -> int:
     ours = [sys.executable, "-m", "audiofx_cli", "process", str(source), "-c", str(chain),
             "-o", str(folder / "audiofx.wav"), "--overwrite", "--quiet"]  # fmt: skip
     sox = ["sox", str(source), str(folder / "sox.wav"), *SOX_EFFECTS.split()]
+    torch_only = [sys.executable, "-c", "import torch"]
     timed(ours)  # the first run compiles the kernels (cached for the next runs)
-    times: dict[str, list[float]] = {"audiofx": [], "sox": []}
+    from audiofx_cli.api import process_file  # imports torch: the library rows below
+
+    def library() -> float:
+        start = time.perf_counter()
+        process_file(source, folder / "library.wav", chain, overwrite=True)
+        return time.perf_counter() - start
+
+    library()
+    times: dict[str, list[float]] = {"audiofx": [], "sox": [], "library": [], "import torch": []}
     for _ in range(args.repeat):
         times["audiofx"].append(timed(ours))
         times["sox"].append(timed(sox))
+        times["library"].append(library())
+        times["import torch"].append(timed(torch_only))
     load = os.getloadavg()[0]
     from audiofx_cli.analysis import analyze_file
 
@@ -100,11 +115,17 @@ def main() -> int:
     median = {name: statistics.median(values) for name, values in times.items()}
     print(f"{args.seconds:g} s stereo PCM_16 at {RATE} Hz, {args.repeat} runs each, "
           f"load average {load:.2f}")  # fmt: skip
+    labels = {
+        "audiofx": "audiofx process (CLI, end to end)",
+        "sox": "sox (end to end)",
+        "library": "process_file in a process that has torch (the processing alone)",
+        "import torch": "python -c 'import torch' (part of the CLI's time)",
+    }
     for name, values in times.items():
         runs = ", ".join(f"{v:.2f}" for v in values)
-        print(f"  {name:8s} median {median[name]:.2f} s  (runs {runs})")
-    print(f"  audiofx / sox: {median['audiofx'] / median['sox']:.2f} "
-          f"(audiofx {median['sox'] / median['audiofx']:.2f}x faster)")  # fmt: skip
+        print(f"  {labels[name]}: median {median[name]:.2f} s (runs {runs})")
+    for name in ("audiofx", "library"):
+        print(f"  sox / {name}: {median['sox'] / median[name]:.2f} (above 1: audiofx faster)")
     print(f"  audiofx output: {report.lufs:.2f} LUFS, peak {report.peak_dbfs:.2f} dBFS, "
           f"true peak {report.true_peak_dbtp:.2f} dBTP")  # fmt: skip
     if args.keep is None:

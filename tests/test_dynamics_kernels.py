@@ -103,3 +103,23 @@ def test_gradient_flows_through_the_gain(stage_class):
         nonzero &= plain.abs() < 10 ** (-1 / 20) * (1 - 1e-9)
     gain = (plain / x.detach())[nonzero]
     np.testing.assert_allclose(x.grad[nonzero].numpy(), gain.numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("chunk", [1, 97, 4096])
+@pytest.mark.parametrize("spec", [
+    {"compressor": {"threshold_db": -30, "link": False}},
+    {"gate": {"threshold_db": -40, "ratio": 2, "detector": "peak"}},
+    {"limiter": {"ceiling_db": -6, "lookahead_ms": 2}},
+], ids=["compressor", "gate", "limiter"])  # fmt: skip
+def test_writing_into_the_engines_output_equals_stepping(spec, chunk):
+    """`stream.run_tensor` hands each chunk as a strided slice of the signal and lets the stage
+    write into a slice of one output (`step_into`): the same samples as `forward`."""
+    from audiofx_cli.api import load_chain
+    from audiofx_cli.stream import run_tensor
+
+    x = torch.from_numpy(program(0.3)).float()
+    chain = load_chain([spec], RATE)
+    with torch.no_grad():
+        expected = chain(x)
+        got = run_tensor(chain, x, chunk)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
