@@ -89,12 +89,28 @@ def _signals(x: Tensor, link: bool) -> int:
 
 
 class _Detecting(Stage):
-    """Shared detector set-up: peak or rms, linked or per channel."""
+    """Shared by the compressor and the gate: the detector set-up (peak or rms, linked or per
+    channel) and the streaming over a sample-aligned kernel (`_kernel`)."""
 
     def _init_detector(self, detector: str, rms_ms: float, link: bool) -> None:
         self.detector, self.link = detector, link
         self.rms_coef = dyn.time_coefficient(rms_ms, self.sample_rate)
         self._detector = dyn.Detector(detector == "rms", self.rms_coef, link)
+
+    def _kernel(
+        self, x: np.ndarray, state: Any, apply: bool, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        if state is None:
+            state = self.init_state(x)
+        return _run(x, self._kernel, state, self.link)
+
+    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
+        if state is None:
+            state = self.init_state(x)
+        return _run_into(x, self._kernel, state, out, self.step)
 
 
 class Compressor(_Detecting):
@@ -163,16 +179,6 @@ class Compressor(_Detecting):
         gains, state = self._kernel(_array(x), state, False)
         return self.makeup_db - 20.0 * np.log10(gains), state
 
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        if state is None:
-            state = self.init_state(x)
-        return _run(x, self._kernel, state, self.link)
-
-    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
-        if state is None:
-            state = self.init_state(x)
-        return _run_into(x, self._kernel, state, out, self.step)
-
 
 class Gate(_Detecting):
     """Noise gate / downward expander with hold (`gate`).
@@ -232,16 +238,6 @@ class Gate(_Detecting):
         self, x: np.ndarray, state: Any, apply: bool, out: np.ndarray | None = None
     ) -> tuple[np.ndarray, Any]:
         return dyn.gate(x, state, self._params, apply, out)
-
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        if state is None:
-            state = self.init_state(x)
-        return _run(x, self._kernel, state, self.link)
-
-    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
-        if state is None:
-            state = self.init_state(x)
-        return _run_into(x, self._kernel, state, out, self.step)
 
 
 class Limiter(Stage):
