@@ -1,7 +1,8 @@
 """Regenerate the example figures in docs/img (docs/plots.md) with `audiofx plot`.
 
-Both come from shipped material: the `vocal` preset and examples/speech.wav. The PNGs are
-re-encoded with a 120-colour palette (Pillow, installed with matplotlib) to stay under 150 KB.
+Both come from shipped material: the `vocal` preset's response, and examples/speech.wav before
+and after the `cleanup` preset (hum, rumble and DC removed). The PNGs are
+re-encoded with a 100-colour palette (Pillow, installed with matplotlib) to stay under 150 KB.
 Run from anywhere: python scripts/make_plot_examples.py
 """
 
@@ -21,12 +22,12 @@ FIGURES = {
         "vocal", "--sample-rate", "48000", "--show", "magnitude,phase,group-delay",
         "--size", "1100x960",
     ],
-    "speech_vocal.png": [
-        str(ROOT / "examples" / "speech.wav"), "--chain", "vocal", "--db-range", "60",
+    "speech_cleanup.png": [
+        str(ROOT / "examples" / "speech.wav"), "--chain", "cleanup", "--db-range", "60",
         "--size", "900x720",
     ],
 }  # fmt: skip
-COLOURS = 120
+COLOURS = 100
 MAX_BYTES = 150_000
 
 

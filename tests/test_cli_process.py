@@ -296,7 +296,7 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path):
             "process",
             str(src),
             "-c",
-            "podcast",
+            "podcast-eq",
             "-o",
             str(out),
             "--chunk-seconds",

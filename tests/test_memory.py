@@ -43,7 +43,7 @@ def peak_rss_mb(src: Path, out: Path) -> float:
         "process",
         str(src),
         "-c",
-        "podcast",
+        "podcast-eq",
         "-o",
         str(out),
         "--overwrite",

@@ -45,7 +45,8 @@ def test_chain_response_png_has_the_requested_size(runner, tmp_path):
 def test_chain_response_default_size_grows_with_panels_and_svg(runner, tmp_path):
     png = tmp_path / "r.png"
     show = "magnitude,phase,group-delay,impulse"
-    result = runner.invoke(app, ["plot", "podcast", "-r", "44100", "--show", show, "-o", str(png)])
+    args = ["plot", "podcast-eq", "-r", "44100", "--show", show, "-o", str(png)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert png_size(png) == (1200, 110 + 4 * 300)
     svg = tmp_path / "r.svg"

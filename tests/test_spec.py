@@ -131,7 +131,8 @@ def test_valid_spec_forms():
 
 
 def test_presets_load_and_are_valid_at_common_rates():
-    assert {"vocal", "rumble", "telephone", "podcast"} <= set(preset_names())
+    assert {"vocal", "rumble", "telephone", "podcast", "podcast-eq", "broadcast", "audiobook",
+            "speech-ml", "cleanup"} <= set(preset_names())  # fmt: skip
     for name in preset_names():
         spec = load_spec(name)
         assert spec.description

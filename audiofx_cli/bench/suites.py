@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_RATE_HZ = 44100
-KINDS = ("iir", "fir", "chain", "file", "loop")
+KINDS = ("iir", "fir", "chain", "file", "loop", "effects")
 
 
 @dataclass(frozen=True)
@@ -224,6 +224,13 @@ SUITES: dict[str, Suite] = {
         channels=(1,),
         durations_s=(1.4,),
         rate_hz=48000,
+    ),
+    "effects": Suite(
+        "effects",
+        "effects",
+        "every non-linear stage beside pedalboard, SoX and torchfx (audiofx_cli.bench.effects)",
+        channels=(2,),
+        durations_s=(60.0,),
     ),
 }
 DEFAULT_SUITES = ("iir", "fir", "api")

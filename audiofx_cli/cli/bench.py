@@ -39,10 +39,14 @@ EXAMPLES = """
 
   audiofx bench --suite loop --files 20 --duration 1.4
 
-Suites: api, iir, fir (default: all three), chain (--chain), file (decode + chain + encode),
-loop (one `audiofx process` per file: in-process, with a server, and SoX).
+  audiofx bench --suite effects --channels 2 --duration 60 --csv effects.csv
 
-Backends: audiofx, scipy, scipy-sos, scipy-oa, torchaudio, torchfx (if installed), io-only.
+Suites: api, iir, fir (default: all three), chain (--chain), file (decode + chain + encode),
+loop (one `audiofx process` per file: in-process, with a server, and SoX), effects (every
+non-linear stage beside pedalboard, SoX and torchfx; --stages picks some).
+
+Backends: audiofx, scipy, scipy-sos, scipy-oa, torchaudio, torchfx (if installed), io-only;
+for the effects suite: audiofx, pedalboard, sox, torchfx.
 
 Budgets: the whole run takes about --budget seconds (default 300; 0: no limit): audiofx's
 rows always run in full, slower peers get fewer repeats or run on the first seconds of the same
@@ -106,7 +110,8 @@ def bench(
     suite: Annotated[
         str | None,
         typer.Option(
-            help="api | iir | fir | chain | file | loop, or a comma list (default: iir,fir,api)"
+            help="api | iir | fir | chain | file | loop | effects, or a comma list "
+            "(default: iir,fir,api)"
         ),
     ] = None,
     channels: Annotated[
@@ -168,10 +173,29 @@ def bench(
             "finished measurement)"
         ),
     ] = None,
+    stages: Annotated[
+        str | None, typer.Option(help="effects suite: which stages, comma list (default: all)")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
 ) -> None:
     """Benchmark audiofx against scipy, torchaudio and torchfx on the same signal."""
     with exit_on_error(debug):
+        if suite is not None and "effects" in _split(suite):  # its own runner and table
+            if _split(suite) != ["effects"] or chain is not None or plot is not None:
+                raise UsageError(
+                    "--suite effects runs on its own (no other suite, --chain, --plot)"
+                )
+            from audiofx_cli.cli import bench_effects
+
+            bench_effects.run(
+                stages=stages, channels=channels, duration=duration, backends=backends,
+                device=device, repeat=repeat, warmup=warmup, csv=csv, rate=rate, seed=seed,
+                tolerance=tolerance, chunk_seconds=chunk_seconds,
+                progress=sys.stderr.isatty() if progress is None else progress,
+            )  # fmt: skip
+            return
+        if stages is not None:
+            raise UsageError("--stages is for --suite effects")
         options, devices = _options(
             suite, channels, duration, backends, device, repeat, warmup, chain, rate, seed,
             tolerance, chunk_seconds, csv, plot, files,

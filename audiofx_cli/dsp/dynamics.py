@@ -1,28 +1,40 @@
-"""Dynamics processing: level detectors, gain computers and gain smoothing, with explicit state.
+"""Dynamics processing: compressor, gate and look-ahead limiter with explicit state.
 
-Arrays are numpy float64 of shape (signals, time) (signals = batch x channels, or batch alone
-when channels are linked); every function takes its state and returns the new one, so any
-chunking gives the same result as the whole signal.
-
-The one non-linear recursion (one-pole smoothing with different coefficients for rising and
-falling input) runs in small numba kernels over (signals, time); everything else is vectorised.
+Signals are numpy arrays of shape (batch, channels, frames), float32 or float64, processed by
+the compiled kernels of `audiofx_cli.dsp.dynamics_kernels` in float64. Each function takes its
+state and returns the new one (the caller's state is never modified), so any chunking gives
+the same result as the whole signal. With `apply=True` a function returns the output samples
+(x's dtype and shape; written into `out` when given, e.g. a slice of a longer output); with
+`apply=False` it returns the gain per signal and frame (float64, (signals, frames)) for a
+caller that multiplies itself (autograd). Rows may be strided (see `rows_readable`). A signal
+is one batch item when channels are linked (one gain for all channels), else one channel
+(signals = batch x channels).
 
 Conventions (Giannoulis, Massberg & Reiss, "Digital dynamic range compressor design: a tutorial
 and analysis", JAES 2012):
 - a smoothing coefficient for time constant tau is alpha = exp(-1 / (tau * sample_rate)): after
   a step, the smoothed value has moved 1 - 1/e (63.2 %) of the way after tau;
-- levels and gains are in dB; the gain computer works on the detector level in dBFS.
+- levels and gains are in dB; the gain computer works on the detector level in dBFS; levels
+  are floored at LEVEL_FLOOR_DB (digital silence).
+
+dB conversions use `audiofx_cli.dsp.approx` (log2 within 3.2e-11, exp2 within 3e-13 relative):
+levels are within 2e-10 dB and gains within 1e-12 of the exact formulas; outputs are rounded
+once to the output dtype.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from numba import njit
-from scipy import signal
+
+from audiofx_cli import memory
+from audiofx_cli.dsp import dynamics_kernels as kernels
 
 LEVEL_FLOOR_DB = -400.0  # level of digital silence (keeps logs finite)
+_NO_GAINS = np.zeros((0, 0))
 
 
 def time_coefficient(time_ms: float, sample_rate: float) -> float:
@@ -32,175 +44,269 @@ def time_coefficient(time_ms: float, sample_rate: float) -> float:
     return math.exp(-1000.0 / (time_ms * sample_rate))
 
 
-@njit(cache=True)
-def _smooth_branching(target, state, coef_up, coef_down):  # pragma: no cover - compiled
-    out = np.empty_like(target)
-    for c in range(target.shape[0]):
-        y = state[c]
-        for t in range(target.shape[1]):
-            x = target[c, t]
-            if x > y:
-                y = coef_up * y + (1.0 - coef_up) * x
-            else:
-                y = coef_down * y + (1.0 - coef_down) * x
-            out[c, t] = y
-        state[c] = y
-    return out
+def signal_count(x: np.ndarray, link: bool) -> int:
+    """Signals of a (batch, channels, frames) array: batch (linked) or batch x channels."""
+    return x.shape[0] if link else x.shape[0] * x.shape[1]
 
 
-@njit(cache=True)
-def _smooth_decoupled(target, held, smooth, coef_attack, coef_release):  # pragma: no cover
-    out = np.empty_like(target)
-    for c in range(target.shape[0]):
-        h = held[c]
-        y = smooth[c]
-        for t in range(target.shape[1]):
-            x = target[c, t]
-            h = max(x, coef_release * h + (1.0 - coef_release) * x)
-            y = coef_attack * y + (1.0 - coef_attack) * h
-            out[c, t] = y
-        held[c] = h
-        smooth[c] = y
-    return out
+def _outputs(
+    x: np.ndarray, link: bool, apply: bool, frames: int, out: np.ndarray | None
+) -> tuple[np.ndarray, Any]:
+    """(y, gains) arrays for a kernel: the output (`out` when given) when applying, else the
+    gains."""
+    if apply:
+        if out is not None:
+            return out, _NO_GAINS
+        return memory.empty_array((*x.shape[:2], frames), x.dtype), _NO_GAINS
+    return np.empty((0, 0, 0), dtype=x.dtype), np.empty((signal_count(x, link), frames))
 
 
-def smooth_branching(
-    target: np.ndarray, state: np.ndarray, coef_up: float, coef_down: float
+def rows_readable(a: np.ndarray) -> bool:
+    """True when the kernels can read or write `a` in place: (batch, channels, frames), float32
+    or float64, samples contiguous along time (rows may be strided: a slice of a longer
+    signal)."""
+    return (
+        a.ndim == 3
+        and a.dtype in (np.float32, np.float64)
+        and (a.shape[2] <= 1 or a.strides[2] == a.itemsize)
+        and all(stride % a.itemsize == 0 and stride >= 0 for stride in a.strides)
+    )
+
+
+def _signals(x: np.ndarray, link: bool) -> list[tuple[int, int, int, int]]:
+    """(signal, batch item, first row, rows) of every signal of x."""
+    batch, channels = x.shape[:2]
+    if link:
+        return [(b, b, 0, channels) for b in range(batch)]
+    return [(b * channels + c, b, c, 1) for b in range(batch) for c in range(channels)]
+
+
+def _run(kernel: Any, x: np.ndarray, y: np.ndarray, gains: np.ndarray, link: bool,
+         per_lane: list[Any], shared: list[Any] = (), lanes: int = 1) -> None:  # fmt: skip
+    """Call the kernel over every signal of x, `lanes` signals per call (`kernel(n)` gives
+    the n-lane kernel; a last odd signal runs alone), with the common arguments of
+    `audiofx_cli.dsp.dynamics_kernels.lane_args`, then each of `per_lane` (a function of the
+    signal number giving an address or a number) for every lane, then `shared`."""
+    frames = x.shape[-1]
+    x_stride, y_stride = x.strides[1] // x.itemsize, y.strides[1] // y.itemsize if y.size else 0
+    signals = _signals(x, link)
+    for first in range(0, len(signals), lanes):
+        group = signals[first : first + lanes]
+        xs = [x.ctypes.data + b * x.strides[0] + row * x.strides[1] for _, b, row, _ in group]
+        ys = [y.ctypes.data + b * y.strides[0] + row * y.strides[1] if y.size else 0
+              for _, b, row, _ in group]  # fmt: skip
+        gs = [gains.ctypes.data + sig * gains.shape[-1] * 8 if gains.size else 0
+              for sig, *_ in group]  # fmt: skip
+        own = [arg(sig) for arg in per_lane for sig, *_ in group]
+        rows = group[0][3]
+        kernel(len(group))(*xs, *ys, *gs, rows, x_stride, y_stride, frames, *own, *shared)
+
+
+def _row(array: np.ndarray) -> Any:
+    """Signal -> the address of row `signal` of a C-contiguous array."""
+    return lambda sig: array.ctypes.data + sig * array.strides[0]
+
+
+def _value(value: Any) -> Any:
+    return lambda sig: value
+
+
+@dataclass(frozen=True)
+class Detector:
+    """Level detector: peak (|x|, max over linked channels) or rms (one-pole mean square of the
+    linked channels' mean power, coefficient `rms_coef`)."""
+
+    rms: bool
+    rms_coef: float
+    link: bool
+
+
+# ------------------------------------------------------------------------------ compressor
+@dataclass(frozen=True)
+class CompressorParams:
+    """Static curve (threshold_db, ratio, knee_db) and smoothing coefficients."""
+
+    detector: Detector
+    threshold_db: float
+    ratio: float
+    knee_db: float
+    makeup_db: float
+    attack_coef: float
+    release_coef: float
+
+
+def compressor_state(signals: int) -> np.ndarray:
+    """Fresh compressor state: (signals, 3) zeros (mean square, held and smoothed reduction)."""
+    return np.zeros((signals, 3))
+
+
+def compressor(
+    x: np.ndarray,
+    state: np.ndarray,
+    p: CompressorParams,
+    apply: bool = True,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Branching one-pole smoother: y = a y + (1 - a) x, with a = coef_up while x > y and
-    coef_down otherwise.
-
-    Args:
-        target: (signals, time) float64.
-        state: (signals,) last output of the previous chunk.
+    """Feed-forward compressor: level (dBFS) -> reduction target (1 - 1/R) q(level - T), with
+    q the quadratic soft knee of width W (Giannoulis et al. eq. 4: 0 below T - W/2, the
+    quadratic (o + W/2)^2 / (2W) inside the knee, o above) -> smooth decoupled peak detector
+    (eq. 17: h = max(r, aR h + (1 - aR) r), y = aA y + (1 - aA) h) -> gain makeup_db - y.
 
     Returns:
-        (y, new_state).
+        (output or gains, new state).
     """
     state = np.array(state, dtype=np.float64, copy=True)
-    target = np.ascontiguousarray(target, dtype=np.float64)
-    if target.shape[-1] == 0:
-        return target.copy(), state
-    return _smooth_branching(target, state, float(coef_up), float(coef_down)), state
+    d = p.detector
+    y, gains = _outputs(x, d.link, apply, x.shape[-1], out)
+    params = np.array([d.rms_coef, p.threshold_db, p.knee_db, 1.0 - 1.0 / p.ratio,
+                       p.makeup_db, p.attack_coef, p.release_coef])  # fmt: skip
+
+    def kernel(lanes: int) -> Any:
+        return kernels.compressor(x.dtype.name, d.rms, p.knee_db > 0, apply, lanes)
+
+    _run(kernel, x, y, gains, d.link, [_row(state)], [params.ctypes.data], kernels.LANES)
+    return (y if apply else gains), state
 
 
-def smooth_decoupled(
-    target: np.ndarray,
+# ------------------------------------------------------------------------------ gate
+@dataclass(frozen=True)
+class GateParams:
+    """Threshold, range, optional expander ratio (None: a gate), hold in samples, smoothing."""
+
+    detector: Detector
+    threshold_db: float
+    range_db: float
+    ratio: float | None
+    hold: int
+    attack_coef: float
+    release_coef: float
+
+
+def gate_state(signals: int, p: GateParams) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh gate state: closed (hold expired), fully attenuated."""
+    levels = np.zeros((signals, 2))
+    levels[:, 1] = p.range_db
+    return levels, np.full(signals, p.hold + 1, dtype=np.int64)
+
+
+def gate(
+    x: np.ndarray,
     state: tuple[np.ndarray, np.ndarray],
-    coef_attack: float,
-    coef_release: float,
+    p: GateParams,
+    apply: bool = True,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Smooth decoupled peak detector (Giannoulis et al. eq. 17) on a gain reduction (dB >= 0):
-
-        h[n] = max(x[n], a_R h[n-1] + (1 - a_R) x[n])      (peak hold, release)
-        y[n] = a_A y[n-1] + (1 - a_A) h[n]                  (attack smoothing)
-
-    A rising step reaches 1 - 1/e of its height after the attack time; after a falling step the
-    hold decays with the release time and y follows it through the attack smoothing.
+    """Noise gate / downward expander with hold: open (target 0 dB) while the level is at or
+    above threshold_db and for `hold` samples after; closed: range_db, or with a ratio
+    (ratio - 1) (threshold_db - level) at most range_db. The attenuation moves towards its
+    target by one-pole smoothing, release_coef while it grows (closing), attack_coef while it
+    falls (opening).
 
     Returns:
-        (y, (held, smoothed)) with the state for the next chunk.
+        (output or gains, new state).
     """
-    held = np.array(state[0], dtype=np.float64, copy=True)
-    smooth = np.array(state[1], dtype=np.float64, copy=True)
-    target = np.ascontiguousarray(target, dtype=np.float64)
-    if target.shape[-1] == 0:
-        return target.copy(), (held, smooth)
-    y = _smooth_decoupled(target, held, smooth, float(coef_attack), float(coef_release))
-    return y, (held, smooth)
+    levels = np.array(state[0], dtype=np.float64, copy=True)
+    since = np.array(state[1], dtype=np.int64, copy=True)
+    d = p.detector
+    y, gains = _outputs(x, d.link, apply, x.shape[-1], out)
+    slope = 0.0 if p.ratio is None else p.ratio - 1.0
+    params = np.array([d.rms_coef, p.threshold_db, p.range_db, slope, float(p.hold),
+                       p.attack_coef, p.release_coef])  # fmt: skip
+
+    def kernel(lanes: int) -> Any:
+        return kernels.gate(x.dtype.name, d.rms, p.ratio is not None, apply, lanes)
+
+    per_lane = [_row(levels), _row(since)]
+    _run(kernel, x, y, gains, d.link, per_lane, [params.ctypes.data], kernels.LANES)
+    return (y if apply else gains), (levels, since)
 
 
-def to_db(amplitude: np.ndarray) -> np.ndarray:
-    """20 log10 |amplitude|, floored at LEVEL_FLOOR_DB."""
-    with np.errstate(divide="ignore"):
-        return np.maximum(20.0 * np.log10(np.abs(amplitude)), LEVEL_FLOOR_DB)
+# ------------------------------------------------------------------------------ limiter
+@dataclass(frozen=True)
+class LimiterParams:
+    """ceiling (linear), clamp (the largest output-dtype value <= ceiling), lag (look-ahead in
+    samples), release coefficient, link."""
+
+    ceiling: float
+    clamp: float
+    lag: int
+    release_coef: float
+    link: bool
 
 
-def power_to_db(power: np.ndarray) -> np.ndarray:
-    """10 log10 power, floored at LEVEL_FLOOR_DB."""
-    with np.errstate(divide="ignore"):
-        return np.maximum(10.0 * np.log10(np.maximum(power, 0.0)), LEVEL_FLOOR_DB)
+@dataclass
+class LimiterState:
+    """Everything the limiter carries between chunks (arrays per signal, see `limiter`)."""
+
+    position: int  # input samples consumed
+    required: np.ndarray  # (signals, lag) required gains of the last lag inputs, oldest first
+    segment: np.ndarray  # (signals, lag + 1) the running minimum's current segment
+    suffix: np.ndarray  # (signals, lag + 2) suffix minima of the previous segment, then 1
+    offset: np.ndarray  # (signals,) int64 position in the current segment
+    sums: np.ndarray  # (signals, 3) running sum of the window, release state (dB), prefix min
+    window: np.ndarray  # (signals, lag + 1) the averaging window, oldest first
+    x_ring: np.ndarray  # (batch, channels, lag) the last lag inputs, oldest first (x's dtype)
+
+    def copy(self) -> LimiterState:
+        arrays = {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return LimiterState(position=self.position, **arrays)
 
 
-def detect_level(
-    x: np.ndarray, detector: str, link: bool, rms_coef: float, state: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Detector level in dBFS.
-
-    Args:
-        x: (batch, channels, time) float64.
-        detector: 'peak' (|x| per sample) or 'rms' (one-pole mean square with coefficient
-            `rms_coef`, state carried).
-        link: one level for all channels: the maximum |x| (peak) or the mean of the channels'
-            mean squares (rms); otherwise one level per channel.
-        state: (signals,) mean-square state for 'rms' (None for 'peak').
-
-    Returns:
-        (level_db of shape (signals, time), new state); signals = batch (linked) or
-        batch * channels.
-    """
-    batch, channels, n = x.shape
-    if detector == "peak":
-        level = np.abs(x).max(axis=1) if link else np.abs(x).reshape(batch * channels, n)
-        return to_db(level), None
-    power = np.square(x)
-    power = power.mean(axis=1) if link else power.reshape(batch * channels, n)
-    if n == 0:
-        return power.copy(), state
-    mean_square, new_state = signal.lfilter(
-        [1.0 - rms_coef], [1.0, -rms_coef], power, axis=-1, zi=state[:, None]
+def limiter_state(x: np.ndarray, p: LimiterParams) -> LimiterState:
+    """Fresh limiter state for chunks shaped like x: no reduction, a silent delay line."""
+    signals, lag = signal_count(x, p.link), p.lag
+    return LimiterState(
+        position=0,
+        required=np.ones((signals, lag)),
+        segment=np.ones((signals, lag + 1)),
+        suffix=np.ones((signals, lag + 2)),  # before the stream: gain 1
+        offset=np.zeros(signals, dtype=np.int64),
+        sums=np.column_stack([np.full(signals, lag + 1.0), np.zeros(signals), np.ones(signals)]),
+        window=np.ones((signals, lag + 1)),
+        x_ring=np.zeros((*x.shape[:2], lag), dtype=x.dtype),
     )
-    return power_to_db(mean_square), new_state[:, 0]
 
 
-def compressor_curve(level_db: np.ndarray, threshold_db: float, ratio: float, knee_db: float):
-    """Static gain computer with a quadratic soft knee (Giannoulis et al. eq. 4): output level
-    in dB for an input level in dB.
+def limiter(
+    x: np.ndarray,
+    state: LimiterState,
+    p: LimiterParams,
+    apply: bool = True,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, LimiterState]:
+    """Look-ahead brick-wall limiter. For input position n (L = lag):
 
-        out = in                                      for 2 (in - T) < -W
-        out = in + (1/R - 1) (in - T + W/2)^2 / (2 W)   for 2 |in - T| <= W
-        out = T + (in - T) / R                         for 2 (in - T) > W
-    """
-    over = level_db - threshold_db
-    out = np.where(over > 0, threshold_db + over / ratio, level_db)
-    if knee_db > 0:
-        in_knee = 2.0 * np.abs(over) <= knee_db
-        knee = level_db + (1.0 / ratio - 1.0) * (over + knee_db / 2.0) ** 2 / (2.0 * knee_db)
-        out = np.where(in_knee, knee, out)
-    return out
+    1. required gain g[n] = min(1, ceiling / |x[n]|) (max |x| over linked channels);
+    2. held: the minimum of g over the last L + 1 samples (van Herk / Gil-Werman), so it is
+       <= the gain every sample in [n - L, n] needs; in dB, a reduction r = -20 log10(held);
+    3. release: R = max(r, a R + (1 - a) r): follows rises at once, decays with release_coef;
+    4. the mean of 10^(-R/20) over the last L + 1 samples (a running sum, recomputed exactly
+       at every RESUM_EVERY-th position so it never drifts), then min with g[n - L]: every
+       averaged value is <= g[n - L], so the ceiling holds by construction;
+    5. output n - L = x[n - L] * gain, clamped to +-clamp (acts only on rounding).
 
-
-def running_max(values: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximum over the last len(history) + 1 samples (sliding window, state = history).
-
-    Args:
-        values: (signals, time); history: (signals, window - 1) previous values.
+    The first L outputs of a stream do not exist (latency): the result holds
+    frames - max(0, min(frames, L - position)) samples; `flush` feeds L zeros for the rest.
 
     Returns:
-        (max of shape (signals, time), new history).
+        (output or gains for the output samples, new state).
     """
-    from scipy.ndimage import maximum_filter1d
-
-    window = history.shape[-1] + 1
-    full = np.concatenate([history, values], axis=-1)
-    if window == 1:
-        return values.copy(), history
-    # centred filter of size `window`, shifted so each output covers [i - window + 1, i]
-    out = maximum_filter1d(full, size=window, axis=-1, origin=(window - 1) // 2, mode="nearest")
-    out = out[..., window - 1 :]
-    return out, full[..., full.shape[-1] - (window - 1) :]
-
-
-def moving_average(values: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over the last len(history) + 1 samples (boxcar), state = history.
-
-    Running sums within the chunk: the result depends on the chunking only at rounding level.
-    """
-    window = history.shape[-1] + 1
-    if window == 1:
-        return values.copy(), history
-    full = np.concatenate([history, values], axis=-1)
-    cumulative = np.zeros((*full.shape[:-1], full.shape[-1] + 1))
-    np.cumsum(full, axis=-1, out=cumulative[..., 1:])
-    sums = cumulative[..., window:] - cumulative[..., :-window]
-    return sums / window, full[..., full.shape[-1] - (window - 1) :]
+    state = state.copy()
+    frames = x.shape[-1]
+    skip = max(0, min(frames, p.lag - state.position))
+    y, gains = _outputs(x, p.link, apply, frames - skip, out)
+    params = np.array([p.ceiling, p.clamp, p.release_coef])
+    scratch = np.empty(2 * p.lag + 2 * kernels.BLOCK + 1)
+    kernel = kernels.limiter(x.dtype.name, apply)  # one signal per call
+    ring = state.x_ring  # (batch, channels, lag): a signal's rows are consecutive
+    ring_at = {
+        sig: ring.ctypes.data + (b * x.shape[1] + row) * p.lag * ring.itemsize
+        for sig, b, row, _ in _signals(x, p.link)
+    }
+    s = state
+    per_signal = [*map(_value, (skip, s.position, p.lag, params.ctypes.data)), _row(s.required),
+                  _row(s.window), _row(s.segment), _row(s.suffix), _row(s.offset), _row(s.sums),
+                  ring_at.__getitem__, _value(scratch.ctypes.data)]  # fmt: skip
+    _run(lambda lanes: kernel, x, y, gains, p.link, per_signal)
+    state.position += frames
+    return (y if apply else gains), state

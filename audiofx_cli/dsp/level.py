@@ -39,25 +39,30 @@ def fade_curve(u: Tensor, shape: str) -> Tensor:
     raise ValueError(f"unknown fade shape '{shape}' (use {' | '.join(FADE_SHAPES)})")
 
 
-def fade_gain(
+def fade_segments(
     start: int, frames: int, fade_in: int, fade_out: int, total: int | None, shape: str
-) -> Tensor:
-    """Gains (float64) for samples start .. start + frames - 1 of a stream of `total` samples.
+) -> list[tuple[int, Tensor]]:
+    """The fading parts of samples start .. start + frames - 1 of a stream of `total`
+    samples: (offset in the chunk, float64 gains) for the fade-in and the fade-out where the
+    chunk has them (none between the fades; overlapping fades multiply).
 
     Fade-in: g[n] = f(n / fade_in) for n < fade_in. Fade-out, its mirror image:
     g[n] = f((total - 1 - n) / fade_out) for the last fade_out samples (the last sample is
-    f(0)). Overlapping fades multiply.
+    f(0)).
+
+    Example:
+        >>> [(at, g.tolist()) for at, g in fade_segments(0, 4, 2, 0, None, "linear")]
+        [(0, [0.0, 0.5])]
     """
-    gain = torch.ones(frames, dtype=torch.float64)
+    parts = []
     if fade_in > 0 and start < fade_in:  # samples start .. fade_in - 1 of the stream
-        stop = min(frames, fade_in - start)
-        n = torch.arange(start, start + stop, dtype=torch.float64)
-        gain[:stop] = fade_curve(n / fade_in, shape)
+        n = torch.arange(start, start + min(frames, fade_in - start), dtype=torch.float64)
+        parts.append((0, fade_curve(n / fade_in, shape)))
     if fade_out > 0 and total is not None and start + frames > total - fade_out:
         first = max(0, total - fade_out - start)  # chunk offset where the fade-out begins
         back = (total - 1) - torch.arange(start + first, start + frames, dtype=torch.float64)
-        gain[first:] = gain[first:] * fade_curve(back / fade_out, shape)
-    return gain
+        parts.append((first, fade_curve(back / fade_out, shape)))
+    return parts
 
 
 def soft_clip(x: Tensor, drive_db: float, mix: float = 1.0, output_db: float = 0.0) -> Tensor:

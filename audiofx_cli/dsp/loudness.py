@@ -1,6 +1,7 @@
 """Loudness and true peak per ITU-R BS.1770-4 / EBU R128, streamed block by block.
 
-Torch-free (numpy + scipy): used by the `normalize` stage's analysis pass and by `audiofx info`.
+Torch-free (numpy, and the compiled passes of `audiofx_cli.dsp.loudness_kernels`): used by the
+`normalize` stage's analysis pass and by `audiofx info`.
 
 - K-weighting: the two BS.1770 biquads (high shelf + RLB high-pass), derived for any sample rate
   by the bilinear transform of the analog prototypes behind the 48 kHz table (the libebur128
@@ -28,7 +29,8 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from scipy import signal
+
+from audiofx_cli.dsp import loudness_kernels as kernels
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -162,7 +164,7 @@ class LoudnessMeter:
         self.channels, self.batch = channels, batch
         self.weights = channel_weights(channels)
         self.sos = k_weighting_sos(self.sample_rate)
-        self._zi = np.zeros((2, batch * channels, 2))
+        self._zi = np.zeros((batch * channels, 2, 2))  # (row, section, z1 z2)
         self._rate = Fraction(self.sample_rate).limit_denominator(1000)
         self._position = 0  # samples consumed
         self._segment = 0  # index of the segment in progress
@@ -176,14 +178,12 @@ class LoudnessMeter:
         return (k * self._rate.numerator) // (10 * self._rate.denominator)
 
     def update(self, x: np.ndarray) -> None:
-        """Feed a block of shape (batch, channels, time) (any float dtype)."""
-        x = np.asarray(x, dtype=np.float64)
+        """Feed a block of shape (batch, channels, time) (float32 or float64 are read as they
+        are; other dtypes are converted)."""
+        x = _readable(x)
         n = x.shape[-1]
         if n == 0:
             return
-        flat = x.reshape(self.batch * self.channels, n)
-        y, self._zi = signal.sosfilt(self.sos, flat, axis=-1, zi=self._zi)
-        power = np.square(y).reshape(self.batch, self.channels, n)
         start, stop = self._position, self._position + n
         # segments that end inside this block: k = self._segment, ..., edges <= stop
         ends = []
@@ -191,18 +191,14 @@ class LoudnessMeter:
         while self._edge(k) <= stop:
             ends.append(self._edge(k))
             k += 1
+        cuts = np.array(ends, dtype=np.int64) - start  # end of each completed segment
+        bins = np.empty((self.batch, self.channels, len(ends) + 1))
+        kernels.kweighted_segments(x, self.sos, self._zi, cuts, bins)
         if not ends:
-            self._partial += power.sum(axis=-1)
+            self._partial += bins[..., 0]
             self._position = stop
             return
-        cuts = np.array([start, *ends]) - start  # [0, end of each completed segment]
-        if cuts[-1] < n:  # the last sum is the head of the next segment
-            sums = np.add.reduceat(power, cuts, axis=-1)
-            head = sums[..., -1]
-            sums = sums[..., :-1]
-        else:
-            sums = np.add.reduceat(power, cuts[:-1], axis=-1)
-            head = np.zeros_like(self._partial)
+        sums, head = bins[..., :-1], bins[..., -1]  # the last bin: head of the next segment
         sums[..., 0] += self._partial
         self._partial = head
         lengths = np.array(
@@ -246,19 +242,19 @@ class TruePeakMeter:
         self._peak = np.zeros(batch)
 
     def update(self, x: np.ndarray) -> None:
-        x = np.asarray(x, dtype=np.float64)
-        if x.shape[-1] == 0:
-            return
-        self._peak = np.maximum(self._peak, np.abs(x).max(axis=(-2, -1)))
-        full = np.concatenate([self._history, x], axis=-1)
-        skip = self._history.shape[-1]  # outputs that need samples before the history
-        for phase in TRUE_PEAK_PHASES:
-            y = signal.lfilter(phase, [1.0], full, axis=-1)[..., skip:]
-            self._peak = np.maximum(self._peak, np.abs(y).max(axis=(-2, -1)))
-        self._history = full[..., full.shape[-1] - self._history.shape[-1] :]
+        """Feed a block of shape (batch, channels, time)."""
+        kernels.true_peak(_readable(x), TRUE_PEAK_PHASES, self._history, self._peak)
 
     def peak(self) -> np.ndarray:
         return self._peak.copy()
+
+
+def _readable(x: np.ndarray) -> np.ndarray:
+    """x as the kernels read it: C-contiguous float32 or float64 (a view when it already is)."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    return np.ascontiguousarray(x)
 
 
 def integrated_loudness(x: np.ndarray, sample_rate: float) -> float:

@@ -1,6 +1,10 @@
-"""Dynamics stages: `compressor`, `limiter`, `gate`. The gain is computed in float64 numpy
-(`audiofx_cli.dsp.dynamics`) and applied to the tensor, so gradients reach the input through
-the multiplication (the gain itself is treated as a constant).
+"""Dynamics stages: `compressor`, `limiter`, `gate`, over the compiled kernels of
+`audiofx_cli.dsp.dynamics` (float64 arithmetic, output rounded once to the chunk's dtype).
+
+Without autograd the kernel writes the output chunk itself. When the input requires a gradient
+the kernel returns the gain instead and the tensor is multiplied by it, so gradients reach the
+input through the multiplication (the gain itself is treated as a constant). On CUDA the chunk
+is copied to the CPU for the kernel and the result copied back.
 
 State per stream: detector mean square, gain smoother values, hold counters and, for the
 limiter, its look-ahead delay line; chunked output equals whole-signal output.
@@ -8,6 +12,8 @@ limiter, its look-ahead delay line; chunked output equals whole-signal output.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,38 +23,94 @@ from torch import Tensor
 from audiofx_cli.dsp import dynamics as dyn
 from audiofx_cli.stages.base import Stage, State
 
+Kernel = Callable[[np.ndarray, Any, bool], tuple[np.ndarray, Any]]
 
-def _batches(x: Tensor) -> np.ndarray:
-    array = x.detach().to("cpu", torch.float64).numpy()
-    batch = int(np.prod(array.shape[:-2]))
-    return array.reshape(batch, *array.shape[-2:])
+
+def _array(x: Tensor) -> np.ndarray:
+    """(..., channels, time) -> (batch, channels, time) numpy on the CPU, float32 or float64:
+    a view of x when its samples are contiguous along time (rows may be strided, as in a chunk
+    sliced from a longer signal), else a copy."""
+    x = x.detach()
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.to(torch.float32)
+    x = x.to("cpu")
+    batch = math.prod(x.shape[:-2])
+    array = x.reshape(batch, *x.shape[-2:]).numpy()
+    return array if dyn.rows_readable(array) else np.ascontiguousarray(array)
+
+
+def _out_array(out: Tensor, x: Tensor) -> np.ndarray | None:
+    """`out` as a (batch, channels, time) numpy view the kernels can write, or None."""
+    if out.device.type != "cpu" or out.dtype != x.dtype or out.shape != x.shape:
+        return None
+    try:
+        view = out.view(math.prod(out.shape[:-2]), *out.shape[-2:]).numpy()
+    except RuntimeError:  # not viewable as (batch, channels, time)
+        return None
+    return view if dyn.rows_readable(view) else None
+
+
+def _needs_grad(x: Tensor) -> bool:
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+def _gain_tensor(gains: np.ndarray, like: Tensor, link: bool, frames: int) -> Tensor:
+    """(signals, frames) float64 gains -> (..., rows, frames) in like's dtype and device."""
+    rows = 1 if link else like.shape[-2]
+    gain = torch.from_numpy(gains).to(device=like.device, dtype=like.dtype)
+    return gain.reshape(*like.shape[:-2], rows, frames)
+
+
+def _run(x: Tensor, kernel: Kernel, state: Any, link: bool) -> tuple[Tensor, Any]:
+    """Output of a sample-aligned kernel (compressor, gate) for chunk x, and the new state."""
+    if _needs_grad(x):
+        gains, state = kernel(_array(x), state, False)
+        return x * _gain_tensor(gains, x, link, x.shape[-1]), state
+    out, state = kernel(_array(x), state, True)
+    y = torch.from_numpy(out).reshape(x.shape)
+    return y.to(device=x.device, dtype=x.dtype), state
+
+
+def _run_into(
+    x: Tensor, kernel: Any, state: Any, out: Tensor, step: Any
+) -> tuple[Tensor | None, Any]:
+    """`Stage.step_into` for a sample-aligned kernel: the kernel writes `out` itself (no
+    output chunk to allocate and copy) when it can; else `step`."""
+    target = None if _needs_grad(x) else _out_array(out, x)
+    if target is None:
+        return step(x, state)
+    _, state = kernel(_array(x), state, True, out=target)
+    return None, state
 
 
 def _signals(x: Tensor, link: bool) -> int:
-    batch = int(np.prod(x.shape[:-2])) if x.dim() > 2 else 1
+    batch = math.prod(x.shape[:-2])
     return batch if link else batch * x.shape[-2]
 
 
-def _apply_gain_db(x: Tensor, gain_db: np.ndarray, link: bool) -> Tensor:
-    """x * 10^(gain_db / 20), gain_db of shape (signals, time)."""
-    gain = torch.from_numpy(10.0 ** (gain_db / 20.0)).to(device=x.device, dtype=x.dtype)
-    rows = 1 if link else x.shape[-2]
-    gain = gain.reshape(*x.shape[:-2], rows, x.shape[-1])
-    return x * gain
-
-
 class _Detecting(Stage):
-    """Shared detector set-up: peak or rms, linked or per channel."""
+    """Shared by the compressor and the gate: the detector set-up (peak or rms, linked or per
+    channel) and the streaming over a sample-aligned kernel (`_kernel`)."""
 
     def _init_detector(self, detector: str, rms_ms: float, link: bool) -> None:
         self.detector, self.link = detector, link
         self.rms_coef = dyn.time_coefficient(rms_ms, self.sample_rate)
+        self._detector = dyn.Detector(detector == "rms", self.rms_coef, link)
 
-    def _detect(self, x: Tensor, state: dict[str, Any]) -> tuple[np.ndarray, Any]:
-        return dyn.detect_level(_batches(x), self.detector, self.link, self.rms_coef, state["rms"])
+    def _kernel(
+        self, x: np.ndarray, state: Any, apply: bool, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
 
-    def _rms_state(self, signals: int) -> np.ndarray | None:
-        return np.zeros(signals) if self.detector == "rms" else None
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        if state is None:
+            state = self.init_state(x)
+        return _run(x, self._kernel, state, self.link)
+
+    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
+        if state is None:
+            state = self.init_state(x)
+        return _run_into(x, self._kernel, state, out, self.step)
 
 
 class Compressor(_Detecting):
@@ -90,30 +152,32 @@ class Compressor(_Detecting):
             rms_ms=rms_ms,
             link=link,
         )
-        self.threshold_db, self.ratio, self.knee_db = threshold_db, ratio, knee_db
         self.makeup_db = makeup_db
-        self.attack_coef = dyn.time_coefficient(attack_ms, self.sample_rate)
-        self.release_coef = dyn.time_coefficient(release_ms, self.sample_rate)
         self._init_detector(detector, rms_ms, link)
+        self._params = dyn.CompressorParams(
+            self._detector,
+            threshold_db,
+            ratio,
+            knee_db,
+            makeup_db,
+            dyn.time_coefficient(attack_ms, self.sample_rate),
+            dyn.time_coefficient(release_ms, self.sample_rate),
+        )
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
-        signals = _signals(x, self.link)
-        return {"rms": self._rms_state(signals), "smooth": (np.zeros(signals), np.zeros(signals))}
+        return dyn.compressor_state(_signals(x, self.link))
+
+    def _kernel(
+        self, x: np.ndarray, state: Any, apply: bool, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Any]:
+        return dyn.compressor(x, state, self._params, apply, out)
 
     def gain_reduction_db(self, x: Tensor, state: State) -> tuple[np.ndarray, State]:
         """Smoothed gain reduction in dB (>= 0), shape (signals, time), and the new state."""
         if state is None:
             state = self.init_state(x)
-        level, rms = self._detect(x, state)
-        target = level - dyn.compressor_curve(level, self.threshold_db, self.ratio, self.knee_db)
-        reduction, smooth = dyn.smooth_decoupled(
-            target, state["smooth"], self.attack_coef, self.release_coef
-        )
-        return reduction, {"rms": rms, "smooth": smooth}
-
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        reduction, state = self.gain_reduction_db(x, state)
-        return _apply_gain_db(x, self.makeup_db - reduction, self.link), state
+        gains, state = self._kernel(_array(x), state, False)
+        return self.makeup_db - 20.0 * np.log10(gains), state
 
 
 class Gate(_Detecting):
@@ -156,55 +220,35 @@ class Gate(_Detecting):
             rms_ms=rms_ms,
             link=link,
         )
-        self.threshold_db, self.range_db, self.ratio = threshold_db, range_db, ratio
-        self.hold = int(round(hold_ms * self.sample_rate / 1000.0))
-        self.attack_coef = dyn.time_coefficient(attack_ms, self.sample_rate)
-        self.release_coef = dyn.time_coefficient(release_ms, self.sample_rate)
         self._init_detector(detector, rms_ms, link)
+        self._params = dyn.GateParams(
+            self._detector,
+            threshold_db,
+            range_db,
+            ratio,
+            int(round(hold_ms * self.sample_rate / 1000.0)),
+            dyn.time_coefficient(attack_ms, self.sample_rate),
+            dyn.time_coefficient(release_ms, self.sample_rate),
+        )
 
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
-        signals = _signals(x, self.link)
-        return {
-            "rms": self._rms_state(signals),
-            "since": np.full(signals, self.hold + 1, dtype=np.int64),  # closed, hold expired
-            "atten": np.full(signals, float(self.range_db)),
-        }
+        return dyn.gate_state(_signals(x, self.link), self._params)
 
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        if state is None:
-            state = self.init_state(x)
-        level, rms = self._detect(x, state)
-        frames = level.shape[-1]
-        offsets = np.arange(1, frames + 1, dtype=np.int64)
-        last_above = np.maximum.accumulate(np.where(level >= self.threshold_db, offsets, 0), -1)
-        since = np.where(last_above > 0, offsets - last_above, state["since"][:, None] + offsets)
-        since = np.minimum(since, self.hold + 1)
-        closed = since > self.hold
-        if self.ratio is None:
-            target = np.where(closed, self.range_db, 0.0)
-        else:
-            below = np.maximum(self.threshold_db - level, 0.0) * (self.ratio - 1.0)
-            target = np.where(closed, np.minimum(below, self.range_db), 0.0)
-        atten, atten_state = dyn.smooth_branching(
-            target, state["atten"], self.release_coef, self.attack_coef
-        )
-        new_state = {
-            "rms": rms,
-            "since": since[:, -1].copy() if frames else state["since"],
-            "atten": atten_state,
-        }
-        return _apply_gain_db(x, -atten, self.link), new_state
+    def _kernel(
+        self, x: np.ndarray, state: Any, apply: bool, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Any]:
+        return dyn.gate(x, state, self._params, apply, out)
 
 
 class Limiter(Stage):
     """Look-ahead brick-wall limiter (`limiter`): no output sample exceeds ceiling_db.
 
     With L look-ahead samples, the input is delayed by L and the gain for the delayed sample
-    x[n - L] is built as follows (all steps vectorised except the release recursion):
+    x[n - L] is built as follows (`audiofx_cli.dsp.dynamics.limiter`):
 
     1. required gain g[k] = min(1, ceiling / |x[k]|) (max over channels when linked);
-    2. reduction hold: p[n] = max of -20 log10 g over the last L + 1 samples, so p[j] >= the
-       reduction needed at n - L for every j in [n - L, n];
+    2. reduction hold: the minimum of g over the last L + 1 samples, as a reduction p[n] in
+       dB, so p[n] >= the reduction needed at every j in [n - L, n];
     3. release: r[n] follows p instantly upwards and decays towards it with release_ms, so
        r >= p;
     4. a moving average of 10^(-r/20) over the last L + 1 samples: every averaged value is
@@ -242,15 +286,16 @@ class Limiter(Stage):
         self.release_coef = dyn.time_coefficient(release_ms, self.sample_rate)
         self.link = link
 
+    def _params(self, dtype: np.dtype) -> dyn.LimiterParams:
+        torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
+        clamp = self._ceiling_in(torch_dtype)
+        return dyn.LimiterParams(self.ceiling, clamp, self.latency, self.release_coef, self.link)
+
     def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
-        signals, lag = _signals(x, self.link), self.latency
+        array = _array(x[..., :0])
         return {
-            "x": x.new_zeros((*x.shape[:-1], lag)),
-            "required": np.ones((signals, lag)),
-            "reduction": np.zeros((signals, lag)),
-            "release": np.zeros(signals),
-            "gain": np.ones((signals, lag)),
-            "drop": lag,
+            "kernel": dyn.limiter_state(array, self._params(array.dtype)),
+            "x": x.new_zeros((*x.shape[:-1], self.latency)),  # the delay line, for autograd
         }
 
     def _ceiling_in(self, dtype: torch.dtype) -> float:
@@ -265,37 +310,35 @@ class Limiter(Stage):
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         if state is None:
             state = self.init_state(x)
-        frames, lag = x.shape[-1], self.latency
-        block = _batches(x)
-        batch, channels = block.shape[0], block.shape[1]
-        magnitude = np.abs(block)
-        level = magnitude.max(axis=1) if self.link else magnitude.reshape(batch * channels, frames)
-        with np.errstate(divide="ignore"):
-            required = np.minimum(1.0, self.ceiling / level)
-        reduction = -20.0 * np.log10(required)
-        held, reduction_history = dyn.running_max(reduction, state["reduction"])
-        released, release_state = dyn.smooth_branching(
-            held, state["release"], 0.0, self.release_coef
-        )
-        average, gain_history = dyn.moving_average(10.0 ** (-released / 20.0), state["gain"])
-        required_all = np.concatenate([state["required"], required], axis=-1)
-        gain = np.minimum(average, required_all[..., :frames])
-        x_all = torch.cat([state["x"], x], dim=-1)
-        rows = 1 if self.link else channels
-        gain_t = torch.from_numpy(gain).to(device=x.device, dtype=x.dtype)
-        y = x_all[..., :frames] * gain_t.reshape(*x.shape[:-2], rows, frames)
-        ceiling = self._ceiling_in(x.dtype)
-        y = y.clamp(-ceiling, ceiling)
-        drop = min(state["drop"], frames)
-        new_state = {
-            "x": x_all[..., x_all.shape[-1] - lag :],
-            "required": required_all[..., required_all.shape[-1] - lag :],
-            "reduction": reduction_history,
-            "release": release_state,
-            "gain": gain_history,
-            "drop": state["drop"] - drop,
-        }
-        return y[..., drop:], new_state
+        array = _array(x)
+        params = self._params(array.dtype)
+        grad = _needs_grad(x) or _needs_grad(state["x"])  # flush: zeros after a graph
+        out, kernel_state = dyn.limiter(array, state["kernel"], params, apply=not grad)
+        frames = out.shape[-1]
+        if grad:  # the delay line as tensors, so the gradient flows through it
+            x_all = torch.cat([state["x"], x], dim=-1)
+            start = x.shape[-1] - frames  # outputs begin once the look-ahead is filled
+            delayed = x_all[..., start : start + frames]
+            y = delayed * _gain_tensor(out, x, self.link, frames)
+            y = y.clamp(-params.clamp, params.clamp)
+            history = x_all[..., x_all.shape[-1] - self.latency :]
+        else:
+            y = torch.from_numpy(out).reshape(*x.shape[:-1], frames)
+            y = y.to(device=x.device, dtype=x.dtype)
+            history = state["x"]  # unused without autograd
+        return y, {"kernel": kernel_state, "x": history}
+
+    def step_into(self, x: Tensor, state: State, out: Tensor) -> tuple[Tensor | None, State]:
+        if state is None:
+            state = self.init_state(x)
+        kernel_state = state["kernel"]
+        filled = kernel_state.position >= self.latency  # one output sample per input sample
+        target = _out_array(out, x) if filled and not _needs_grad(x) else None
+        if target is None:
+            return self.step(x, state)
+        array = _array(x)
+        _, kernel_state = dyn.limiter(array, kernel_state, self._params(array.dtype), True, target)
+        return None, {"kernel": kernel_state, "x": state["x"]}
 
     def flush(self, state: State) -> Tensor | None:
         if not self.latency or state is None:

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from audiofx_cli.dsp.level import fade_gain
+from audiofx_cli.dsp.level import fade_segments
 from audiofx_cli.dsp.level_targets import DEFAULT_TARGETS_DB
 from audiofx_cli.dsp.loudness import LoudnessMeter, TruePeakMeter
+from audiofx_cli.dsp.loudness_kernels import peak_and_energy
 from audiofx_cli.errors import UsageError
 from audiofx_cli.stages.base import Stage, State
 
@@ -22,10 +23,14 @@ def _db(linear: float) -> float:
 
 
 def _as_batches(x: Tensor) -> np.ndarray:
-    """(..., channels, time) tensor -> (batch, channels, time) float64 numpy on the CPU."""
-    array = x.detach().to("cpu", torch.float64).numpy()
-    batch = int(np.prod(array.shape[:-2]))
-    return array.reshape(batch, *array.shape[-2:])
+    """(..., channels, time) tensor -> (batch, channels, time) numpy on the CPU, float32 or
+    float64 as the chunk is (a view when it is already on the CPU and contiguous): the
+    measurement kernels read it in place and compute in float64."""
+    x = x.detach()
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.to(torch.float64)
+    batch = math.prod(x.shape[:-2])
+    return x.reshape(batch, *x.shape[-2:]).to("cpu").contiguous().numpy()
 
 
 @dataclass
@@ -103,10 +108,8 @@ class Normalize(Stage):
         if x.shape[-1] == 0:
             return analysis
         block = _as_batches(x)
-        if self.mode == "peak":
-            analysis.peak = np.maximum(analysis.peak, np.abs(block).max(axis=(-2, -1)))
-        elif self.mode == "rms":
-            analysis.sum_squares = analysis.sum_squares + np.square(block).sum(axis=(-2, -1))
+        if self.mode in ("peak", "rms"):
+            peak_and_energy(block, analysis.peak, analysis.sum_squares)
             analysis.samples += block.shape[-2] * block.shape[-1]
         else:
             assert analysis.loudness is not None
@@ -186,5 +189,10 @@ class Fade(Stage):
         fading_out = self.fade_out > 0 and position + frames > total - self.fade_out
         if position >= self.fade_in and not fading_out:
             return x, new_state  # between the fades: unchanged
-        gain = fade_gain(position, frames, self.fade_in, self.fade_out, total, self.shape)
-        return x * gain.to(device=x.device, dtype=x.dtype), new_state
+        y = x.clone()  # then only the fading samples are multiplied, in place
+        for at, gain in fade_segments(
+            position, frames, self.fade_in, self.fade_out, total, self.shape
+        ):
+            part = y[..., at : at + gain.shape[0]]
+            part.mul_(gain.to(device=x.device, dtype=x.dtype))
+        return y, new_state
