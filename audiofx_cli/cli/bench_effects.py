@@ -25,16 +25,18 @@ def run(
     repeat: int | None,
     warmup: int,
     csv: Path | None,
-    rate: int,
+    rate: int | None,
     seed: int,
     tolerance: float,
     chunk_seconds: float,
     progress: bool,
 ) -> None:
     """Check the arguments, run the suite, print the table, write the CSV."""
+    from audiofx_cli.bench.suites import DEFAULT_RATE_HZ
     from audiofx_cli.cli.bench import _split, parse_ints, parse_names, parse_seconds
 
     repeat = 5 if repeat is None else repeat  # no time budget here: every stage in full
+    rate = DEFAULT_RATE_HZ if rate is None else rate
     if device not in ("auto", "cpu"):
         raise UsageError("--suite effects runs on the CPU (pedalboard and SoX do); drop --device")
     if repeat < 1 or warmup < 0 or rate < 1 or not tolerance > 0:
