@@ -144,7 +144,7 @@ def _scipy_zpk(
 ) -> tuple[np.ndarray, np.ndarray]:
     from scipy.signal import butter
 
-    wn = [float(f) for f in edges]
+    wn = [float(as_f64(f).detach()) for f in edges]
     z, p, _ = butter(order, wn[0] if len(wn) == 1 else wn, btype, fs=sample_rate, output="zpk")
     return np.asarray(z, dtype=complex), np.asarray(p, dtype=complex)
 
