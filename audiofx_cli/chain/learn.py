@@ -39,6 +39,8 @@ def learnable_keys(stage: Any) -> tuple[str, ...]:
     keys = stage.definition.learnable
     if keys and "type" in stage.params and stage.params["type"] not in BUTTERWORTH_TYPES:
         return ()
+    if stage.name == "ba" and len(stage.params["a"]) == 1:  # an FIR: a is only a scale
+        return ("b",)
     return tuple(keys)
 
 
@@ -49,6 +51,8 @@ def _refusal(stage: Any, key: str | None) -> str:
             f"type {stage.params['type']} cannot learn: {stage.name} learns "
             f"{', '.join(keys)} with type {' or '.join(BUTTERWORTH_TYPES)}"
         )
+    if stage.name == "ba" and key == "a":
+        return "this ba filter is an FIR (a has one coefficient): it learns b"
     if keys:
         return f"'{stage.name}' learns {', '.join(keys)}, not {key}"
     return f"'{stage.name}' has no learnable parameters; stages that learn: {supported_text()}"

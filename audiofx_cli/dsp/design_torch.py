@@ -10,7 +10,9 @@ piecewise constant, so gradients are those of the design with that structure.
 
 Raw coefficients stay stable through `stable_sections`: a section's denominator 1 + a1 z^-1 +
 a2 z^-2 has its poles inside the unit circle exactly when (a1, a2) lies in the open triangle
-|a2| < 1, |a1| < 1 + a2, and a2 = tanh(v2), a1 = (1 + a2) tanh(v1) maps the plane onto it.
+|a2| < 1, |a1| < 1 + a2, and a2 = r tanh(v2), a1 = (1 + a2) r tanh(v1) maps the plane onto
+(a margin r = 1 - 1e-6 inside) it: tanh rounds to exactly 1 past |v| = 19, the margin keeps
+the poles strictly inside even then.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def db_to_gain(gain_db: Number) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- RBJ biquads
+RBJ_KINDS = ("lowpass", "highpass", "notch", "allpass", "peaking", "lowshelf", "highshelf")
+
+
 def rbj_biquad(
     kind: str, freq_hz: Number, sample_rate: float, q: Number = 0.7071, gain_db: Number = 0.0
 ) -> Tensor:
@@ -371,19 +376,32 @@ def _sinc(x: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- raw sections
+STABLE_MARGIN = 1 - 1e-6
+
+
 def stable_sections(numerators: Tensor, coords: Tensor) -> Tensor:
     """(n, 6) sections from numerators (n, 3) and denominator coordinates (n, 2): any real
     coordinates give poles strictly inside the unit circle (see the module docstring)."""
-    a2 = torch.tanh(coords[:, 1])
-    a1 = (1 + a2) * torch.tanh(coords[:, 0])
+    a2 = STABLE_MARGIN * torch.tanh(coords[:, 1])
+    a1 = (1 + a2) * STABLE_MARGIN * torch.tanh(coords[:, 0])
     ones = torch.ones_like(a1)
     return torch.cat([numerators, torch.stack([ones, a1, a2], 1)], 1)
 
 
 def section_coords(sos: np.ndarray) -> np.ndarray:
-    """Inverse of `stable_sections` for the denominators of stable sections (a0 = 1): (n, 2)."""
+    """Inverse of `stable_sections` for the denominators of stable sections (a0 = 1): (n, 2).
+
+    Raises:
+        ValueError: a section too close to instability (inside the margin) to be learnt.
+    """
     a1, a2 = sos[:, 4], sos[:, 5]
-    return np.stack([np.arctanh(a1 / (1 + a2)), np.arctanh(a2)], 1)
+    with np.errstate(all="ignore"):
+        coords = np.stack(
+            [np.arctanh(a1 / (1 + a2) / STABLE_MARGIN), np.arctanh(a2 / STABLE_MARGIN)], 1
+        )
+    if not np.all(np.isfinite(coords)):
+        raise ValueError("a section's poles are within 1e-6 of the unit circle: too close to learn")
+    return coords
 
 
 def poly_product(rows: Tensor) -> Tensor:

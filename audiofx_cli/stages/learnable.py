@@ -7,8 +7,10 @@
 Each learnt key is a parameter named by the key that holds an unconstrained coordinate u; the
 value in the key's unit is a squashing map of it, so no optimiser step can leave the range:
 
-    linear keys (gain_db):    value = low + (high - low) * sigmoid(u)
-    log keys (Hz, q):         value = exp(ln low + (ln high - ln low) * sigmoid(u))
+    linear keys (gain_db):    value = low + (high - low) * s(u)
+    log keys (Hz, q):         value = exp(ln low + (ln high - ln low) * s(u))
+    s(u) = e + (1 - 2e) sigmoid(u), e = 1e-6 (sigmoid rounds to exactly 0 or 1 past |u| = 37:
+           e keeps the ends open, so a band's edges never meet)
 
 A bound may be another key's value (a band's high_hz lies in (low_hz, high)), and an ordered
 list (a firwin band's [low, high]) maps element by element, each above the one before.
@@ -30,6 +32,8 @@ from torch import Tensor, nn
 
 from audiofx_cli.dsp.design_torch import as_f64
 from audiofx_cli.errors import ParamError
+
+EDGE = 1e-6  # the squashing map's margin inside each end (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Bounds:
         """The value for coordinate(s) u; a list (1-D u) is ordered, each above the last."""
         if u.dim() == 0:
             lo, hi = self._ends(low, high)
-            v = lo + (hi - lo) * torch.sigmoid(u)
+            v = lo + (hi - lo) * (EDGE + (1 - 2 * EDGE) * torch.sigmoid(u))
             return torch.exp(v) if self.log else v
         out = []
         for item in u.unbind():
@@ -69,7 +73,7 @@ class Bounds:
             self.check(float(values.detach()), float(low.detach()), float(high.detach()), key)
             lo, hi = self._ends(low, high)
             v = torch.log(values) if self.log else values
-            t = (v - lo) / (hi - lo)
+            t = ((v - lo) / (hi - lo) - EDGE) / (1 - 2 * EDGE)
             return torch.log(t) - torch.log1p(-t)
         coords = []
         for item in values.unbind():
@@ -78,7 +82,11 @@ class Bounds:
         return torch.stack(coords)
 
     def check(self, value: float, low: float, high: float, key: str) -> None:
-        if not low < value < high:
+        span = high - low if not self.log else math.log(high / low)
+        inner = (low + EDGE * span, high - EDGE * span)
+        if self.log:
+            inner = (low * math.exp(EDGE * span), high * math.exp(-EDGE * span))
+        if not inner[0] < value < inner[1]:
             unit = f" {self.unit}" if self.unit else ""
             raise ParamError(
                 key,
