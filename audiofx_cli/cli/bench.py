@@ -90,7 +90,10 @@ def parse_names(text: str, known: list[str], option: str) -> list[str]:
 def bench(
     suite: Annotated[
         str | None,
-        typer.Option(help="api | iir | fir | chain | file, or a comma list (default: iir,fir,api)"),
+        typer.Option(
+            help="api | iir | fir | chain | file, or a comma list (default: iir,fir,api); "
+            "grad: forward + backward of a learnable EQ (docs/learnable.md)"
+        ),
     ] = None,
     channels: Annotated[
         str | None, typer.Option(help="channel counts, comma list (default: the suite's)")
@@ -127,6 +130,10 @@ def bench(
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
 ) -> None:
     """Benchmark audiofx against scipy, torchaudio and torchfx on the same signal."""
+    if suite == "grad":
+        with exit_on_error(debug):
+            _grad(channels, duration, device, repeat)
+        return
     with exit_on_error(debug):
         options, devices = _options(
             suite, channels, duration, backends, device, repeat, warmup, chain, rate, seed,
@@ -152,6 +159,21 @@ def bench(
 
             make_plot(result.rows, plot)
             typer.echo(f"wrote {plot}", err=True)
+
+
+def _grad(channels: str | None, duration: str | None, device: str, repeat: int) -> None:
+    """`--suite grad` (audiofx_cli.bench.grad): one size, its own table."""
+    chans = parse_ints(channels, "--channels") if channels is not None else [8]
+    secs = parse_seconds(duration, "--duration") if duration is not None else [10.0]
+    if len(chans) != 1 or len(secs) != 1 or repeat < 1:
+        raise UsageError("--suite grad takes one --channels, one --duration and --repeat >= 1")
+    from rich.console import Console
+
+    from audiofx_cli.bench import grad
+    from audiofx_cli.device import resolve_device
+
+    target = str(resolve_device(check_device_name(device)))
+    grad.render(grad.run_grad_bench(chans[0], secs[0], repeat=repeat, device=target), Console())
 
 
 def _options(
