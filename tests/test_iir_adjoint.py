@@ -108,13 +108,13 @@ def test_torch_backward_equals_compiled_backward():
     """`_backward_torch` (other devices: scan engine + torch ops) == `_backward_cpu`."""
     rng = np.random.default_rng(7)
     sos = np.concatenate([butter(2, 0.1, output="sos"), butter(2, 0.4, "high", output="sos")])
-    x = torch.from_numpy(rng.standard_normal((3, 257)))
-    sig = torch.empty((3, 3, 257), dtype=F64)
+    x = torch.from_numpy(rng.standard_normal((6, 257)))  # 4 rows interleaved + 2 alone
+    sig = torch.empty((3, 6, 257), dtype=F64)
     sig[0] = x
     for s in range(2):
         sig[s + 1] = sosfilt(torch.from_numpy(sos[s : s + 1]), sig[s])[0]
-    g = torch.from_numpy(rng.standard_normal((3, 257)))
-    gz = torch.from_numpy(rng.standard_normal((2, 3, 2)))
+    g = torch.from_numpy(rng.standard_normal((6, 257)))
+    gz = torch.from_numpy(rng.standard_normal((2, 6, 2)))
     coef = np.ascontiguousarray(sos[:, [0, 1, 2, 4, 5]])
     compiled = iir_adjoint._backward_cpu(sig, g, coef, gz)
     plain = iir_adjoint._backward_torch(sig, g, coef, gz, "scan")

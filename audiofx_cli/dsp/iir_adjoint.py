@@ -32,68 +32,158 @@ from numba import njit
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from audiofx_cli import memory
 from audiofx_cli.dsp.prefilter import run_rows
 
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
-@njit(cache=True, nogil=True, error_model="numpy")
+
+@njit(**_JIT)
+def _finish(g, x, y, c, gu1, gu2, gz, acc, gzi):  # pragma: no cover - compiled
+    """One row's section: the first two samples (x, y zero before them), the final state's
+    direct terms, and dL/dzi; the loop over samples 2..N-1 has left gu[2], gu[3] in gu1, gu2."""
+    n = g.shape[0]
+    b0, b1, b2, a1, a2 = c[0], c[1], c[2], c[3], c[4]
+    if n >= 1:  # zf's direct dependence on the last two samples
+        acc[1] += gz[0] * x[n - 1]
+        acc[2] += gz[1] * x[n - 1]
+        acc[3] += gz[0] * y[n - 1]
+        acc[4] += gz[1] * y[n - 1]
+    if n >= 2:
+        acc[2] += gz[0] * x[n - 2]
+        acc[4] += gz[0] * y[n - 2]
+    for t in range(min(n - 1, 1), -1, -1):
+        gu = g[t] - a1 * gu1 - a2 * gu2
+        acc[0] += gu * x[t]
+        if t == 1:
+            acc[1] += gu * x[0]
+            acc[3] += gu * y[0]
+        g[t] = b0 * gu + b1 * gu1 + b2 * gu2
+        gu2 = gu1
+        gu1 = gu
+    gzi[0] = gu1
+    gzi[1] = gu2
+
+
+@njit(**_JIT)
 def _cascade_adjoint(sig, coef, gz, gx, acc, gzi, r0, r1):  # pragma: no cover - compiled
     """Backward pass of the cascade for rows [r0, r1), section by section from the last.
 
     sig: (S + 1, rows, N) section inputs and the output; coef: (S, 5) b0, b1, b2, a1, a2;
     gz: (S, rows, 2) dL/dzf; gx: (rows, N) dL/dy on entry, dL/dx on return (updated in place,
     one section at a time); acc: (rows, S, 5) per-row sums for b0, b1, b2, -a1, -a2; gzi:
-    (S, rows, 2) dL/dzi. The recursion state stays in registers (a state array costs a
-    store-to-load round trip per sample on the critical path: 4x slower, measured).
+    (S, rows, 2) dL/dzi. Rows go 4 at a time through one loop: each row's recursion is a
+    chain of dependent multiply-adds (latency-bound), 4 independent chains overlap.
     """
     n = gx.shape[1]
-    for r in range(r0, r1):
-        g = gx[r]
+    r = r0
+    while r + 4 <= r1:
         for s in range(coef.shape[0] - 1, -1, -1):
             b0, b1, b2, a1, a2 = coef[s, 0], coef[s, 1], coef[s, 2], coef[s, 3], coef[s, 4]
-            x, y = sig[s, r], sig[s + 1, r]
-            gu1, gu2 = gz[s, r, 0], gz[s, r, 1]  # gu[N], gu[N + 1]: the final-state gradient
-            sb0 = sb1 = sb2 = sa1 = sa2 = 0.0
-            if n >= 1:  # zf's direct dependence on the last two samples
-                sb1 += gu1 * x[n - 1]
-                sb2 += gu2 * x[n - 1]
-                sa1 += gu1 * y[n - 1]
-                sa2 += gu2 * y[n - 1]
-            if n >= 2:
-                sb2 += gu1 * x[n - 2]
-                sa2 += gu1 * y[n - 2]
+            g0, x0, y0 = gx[r + 0], sig[s, r + 0], sig[s + 1, r + 0]
+            p0, q0 = gz[s, r + 0, 0], gz[s, r + 0, 1]
+            sb0_0 = sb1_0 = sb2_0 = sa1_0 = sa2_0 = 0.0
+            g1, x1, y1 = gx[r + 1], sig[s, r + 1], sig[s + 1, r + 1]
+            p1, q1 = gz[s, r + 1, 0], gz[s, r + 1, 1]
+            sb0_1 = sb1_1 = sb2_1 = sa1_1 = sa2_1 = 0.0
+            g2, x2, y2 = gx[r + 2], sig[s, r + 2], sig[s + 1, r + 2]
+            p2, q2 = gz[s, r + 2, 0], gz[s, r + 2, 1]
+            sb0_2 = sb1_2 = sb2_2 = sa1_2 = sa2_2 = 0.0
+            g3, x3, y3 = gx[r + 3], sig[s, r + 3], sig[s + 1, r + 3]
+            p3, q3 = gz[s, r + 3, 0], gz[s, r + 3, 1]
+            sb0_3 = sb1_3 = sb2_3 = sa1_3 = sa2_3 = 0.0
             for t in range(n - 1, 1, -1):
-                gu = g[t] - a1 * gu1 - a2 * gu2
-                sb0 += gu * x[t]
-                sb1 += gu * x[t - 1]
-                sb2 += gu * x[t - 2]
-                sa1 += gu * y[t - 1]
-                sa2 += gu * y[t - 2]
-                g[t] = b0 * gu + b1 * gu1 + b2 * gu2
-                gu2 = gu1
-                gu1 = gu
-            for t in range(min(n - 1, 1), -1, -1):  # the first two samples: x, y zero before
-                gu = g[t] - a1 * gu1 - a2 * gu2
-                sb0 += gu * x[t]
-                if t == 1:
-                    sb1 += gu * x[0]
-                    sa1 += gu * y[0]
-                g[t] = b0 * gu + b1 * gu1 + b2 * gu2
-                gu2 = gu1
-                gu1 = gu
-            acc[r, s, 0] += sb0
-            acc[r, s, 1] += sb1
-            acc[r, s, 2] += sb2
-            acc[r, s, 3] += sa1
-            acc[r, s, 4] += sa2
-            gzi[s, r, 0] = gu1
-            gzi[s, r, 1] = gu2
+                u0 = g0[t] - a1 * p0 - a2 * q0
+                sb0_0 += u0 * x0[t]
+                sb1_0 += u0 * x0[t - 1]
+                sb2_0 += u0 * x0[t - 2]
+                sa1_0 += u0 * y0[t - 1]
+                sa2_0 += u0 * y0[t - 2]
+                g0[t] = b0 * u0 + b1 * p0 + b2 * q0
+                q0 = p0
+                p0 = u0
+                u1 = g1[t] - a1 * p1 - a2 * q1
+                sb0_1 += u1 * x1[t]
+                sb1_1 += u1 * x1[t - 1]
+                sb2_1 += u1 * x1[t - 2]
+                sa1_1 += u1 * y1[t - 1]
+                sa2_1 += u1 * y1[t - 2]
+                g1[t] = b0 * u1 + b1 * p1 + b2 * q1
+                q1 = p1
+                p1 = u1
+                u2 = g2[t] - a1 * p2 - a2 * q2
+                sb0_2 += u2 * x2[t]
+                sb1_2 += u2 * x2[t - 1]
+                sb2_2 += u2 * x2[t - 2]
+                sa1_2 += u2 * y2[t - 1]
+                sa2_2 += u2 * y2[t - 2]
+                g2[t] = b0 * u2 + b1 * p2 + b2 * q2
+                q2 = p2
+                p2 = u2
+                u3 = g3[t] - a1 * p3 - a2 * q3
+                sb0_3 += u3 * x3[t]
+                sb1_3 += u3 * x3[t - 1]
+                sb2_3 += u3 * x3[t - 2]
+                sa1_3 += u3 * y3[t - 1]
+                sa2_3 += u3 * y3[t - 2]
+                g3[t] = b0 * u3 + b1 * p3 + b2 * q3
+                q3 = p3
+                p3 = u3
+            _finish(g0, x0, y0, coef[s], p0, q0, gz[s, r + 0], acc[r + 0, s], gzi[s, r + 0])
+            acc[r + 0, s, 0] += sb0_0
+            acc[r + 0, s, 1] += sb1_0
+            acc[r + 0, s, 2] += sb2_0
+            acc[r + 0, s, 3] += sa1_0
+            acc[r + 0, s, 4] += sa2_0
+            _finish(g1, x1, y1, coef[s], p1, q1, gz[s, r + 1], acc[r + 1, s], gzi[s, r + 1])
+            acc[r + 1, s, 0] += sb0_1
+            acc[r + 1, s, 1] += sb1_1
+            acc[r + 1, s, 2] += sb2_1
+            acc[r + 1, s, 3] += sa1_1
+            acc[r + 1, s, 4] += sa2_1
+            _finish(g2, x2, y2, coef[s], p2, q2, gz[s, r + 2], acc[r + 2, s], gzi[s, r + 2])
+            acc[r + 2, s, 0] += sb0_2
+            acc[r + 2, s, 1] += sb1_2
+            acc[r + 2, s, 2] += sb2_2
+            acc[r + 2, s, 3] += sa1_2
+            acc[r + 2, s, 4] += sa2_2
+            _finish(g3, x3, y3, coef[s], p3, q3, gz[s, r + 3], acc[r + 3, s], gzi[s, r + 3])
+            acc[r + 3, s, 0] += sb0_3
+            acc[r + 3, s, 1] += sb1_3
+            acc[r + 3, s, 2] += sb2_3
+            acc[r + 3, s, 3] += sa1_3
+            acc[r + 3, s, 4] += sa2_3
+        r += 4
+    for row in range(r, r1):  # the rows left over
+        for s in range(coef.shape[0] - 1, -1, -1):
+            b0, b1, b2, a1, a2 = coef[s, 0], coef[s, 1], coef[s, 2], coef[s, 3], coef[s, 4]
+            g, x, y = gx[row], sig[s, row], sig[s + 1, row]
+            p, q = gz[s, row, 0], gz[s, row, 1]
+            sb0 = sb1 = sb2 = sa1 = sa2 = 0.0
+            for t in range(n - 1, 1, -1):
+                u = g[t] - a1 * p - a2 * q
+                sb0 += u * x[t]
+                sb1 += u * x[t - 1]
+                sb2 += u * x[t - 2]
+                sa1 += u * y[t - 1]
+                sa2 += u * y[t - 2]
+                g[t] = b0 * u + b1 * p + b2 * q
+                q = p
+                p = u
+            _finish(g, x, y, coef[s], p, q, gz[s, row], acc[row, s], gzi[s, row])
+            acc[row, s, 0] += sb0
+            acc[row, s, 1] += sb1
+            acc[row, s, 2] += sb2
+            acc[row, s, 3] += sa1
+            acc[row, s, 4] += sa2
 
 
 def _backward_cpu(
     sig: Tensor, g: Tensor, coef: np.ndarray, gz: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     n_sec, rows, n = sig.shape[0] - 1, g.shape[0], g.shape[1]
-    gx = np.array(g.numpy())  # dL/dy, turned into dL/dx in place
+    gx = memory.empty_array((rows, n), np.float64)  # dL/dy, turned into dL/dx in place
+    gx[...] = g.numpy()
     acc = np.zeros((rows, n_sec, 5))
     gzi = np.empty((n_sec, rows, 2))
     args = (sig.numpy(), coef, gz.numpy(), gx, acc, gzi)
@@ -151,7 +241,9 @@ class SOSAdjoint(torch.autograd.Function):
         n_sec, lead, n = sos.shape[0], x.shape[:-1], x.shape[-1]
         sos64 = sos.detach().to(device=x.device, dtype=torch.float64)
         rows = x.detach().reshape(math.prod(lead), n)
-        sig = torch.empty((n_sec + 1, rows.shape[0], n), dtype=torch.float64, device=x.device)
+        sig = memory.empty((n_sec + 1, rows.shape[0], n), torch.float64, x.device)  # huge pages,
+        # recycled: first writes to fresh pages from the engine's threads cost more than the
+        # filtering (see audiofx_cli.memory)
         sig[0] = rows
         zi_rows = None
         if zi is not None:
@@ -163,7 +255,8 @@ class SOSAdjoint(torch.autograd.Function):
             zfs.append(zf)
         ctx.save_for_backward(sos64, sig)
         ctx.engine, ctx.x_dtype, ctx.lead, ctx.has_zi = engine, x.dtype, lead, zi is not None
-        y = sig[n_sec].reshape(*lead, n).to(x.dtype)
+        y = sig[n_sec].reshape(*lead, n).to(x.dtype, copy=True)  # not a view: y may outlive
+        # or be changed in place without touching what backward reads
         if zi is None:
             return y, None
         return y, torch.cat(zfs).reshape(n_sec, *lead, 2)
