@@ -45,16 +45,16 @@ def read_mono(path: Path) -> tuple[torch.Tensor, int]:
 
 
 def log_spectrum(x: torch.Tensor, n_fft: int = 1024) -> torch.Tensor:
-    """Average log power spectrum over STFT frames (dB)."""
+    """Average log power spectrum over STFT frames (dB), frames overlapping by half."""
     window = torch.hann_window(n_fft, dtype=x.dtype)
-    spec = torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True)
+    spec = torch.stft(x, n_fft, n_fft // 2, window=window, return_complex=True)
     return 10 * torch.log10(spec.abs().square().mean(dim=-1) + 1e-10)
 
 
 def fit(source: torch.Tensor, target: torch.Tensor, rate: int, steps: int) -> torch.nn.Module:
     eq = audiofx_cli.load_chain(START, rate, dtype=torch.float64)  # learns the `learn:` keys
     want = log_spectrum(target)
-    opt = torch.optim.Adam(eq.parameters(), lr=0.05)
+    opt = torch.optim.Adam(eq.parameters(), lr=0.08)
     for step in range(steps):
         loss = (log_spectrum(eq(source)) - want).square().mean()
         opt.zero_grad()
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("source", type=Path)
     parser.add_argument("target", type=Path, nargs="?", help="default: source through an EQ")
     parser.add_argument("-o", "--output", type=Path, default=Path("fitted_eq.yaml"))
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args()
     source, rate = read_mono(args.source)
     if args.target is None:
