@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 # when torch is imported; a value the user set wins.
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-__all__ = ["__version__", "load_chain", "process_file"]
+__all__ = ["__version__", "load_chain", "process_file", "save_chain"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load_chain", "process_file"):
+    if name in ("load_chain", "process_file", "save_chain"):
         from audiofx_cli import api
 
         return getattr(api, name)

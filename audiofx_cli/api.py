@@ -1,11 +1,11 @@
-"""Python API: `load_chain` and `process_file`. The CLI is a thin layer over these."""
+"""Python API: `load_chain`, `save_chain` and `process_file`. The CLI is a thin layer over these."""
 
 from __future__ import annotations
 
 import glob
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from audiofx_cli.chain import learn as learning
 from audiofx_cli.chain.build import build_chain
 from audiofx_cli.chain.spec import ChainSpec, check_rate, load_spec, spec_from_stages
 from audiofx_cli.device import resolve_device, resolve_dtype
@@ -41,6 +42,7 @@ def load_chain(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     fuse: bool = True,
+    learnable: bool | Sequence[str] | None = None,
 ) -> Chain:
     """Build a chain for a sample rate: an `nn.Sequential` usable in plain PyTorch code.
 
@@ -52,6 +54,11 @@ def load_chain(
         dtype: processing dtype of parameters (designed coefficients stay float64).
         fuse: fuse runs of linear time-invariant stages into one operator (same output,
             faster); False keeps one module per stage.
+        learnable: which design parameters become `nn.Parameter`s (docs/learnable.md): None
+            (default) the chain file's `learn:` keys; True every key that can learn; a list
+            such as ``["1.gain_db", "0.cutoff_hz"]`` (stage index, key) adds those; False
+            none. Parameters are named by stage index and key (``chain[1].gain_db``); a chain
+            that learns is not fused, so ``chain[i]`` is stage i of the file.
 
     Returns:
         `Chain`: ``chain(x)`` filters a whole (..., channels, time) tensor; ``init_state`` /
@@ -66,9 +73,48 @@ def load_chain(
         >>> chain(torch.randn(2, 48000)).shape
         torch.Size([2, 48000])
     """
-    built = build_chain(as_spec(chain), sample_rate, fuse=fuse)
+    spec = learning.select(as_spec(chain), learnable)
+    built = build_chain(spec, sample_rate, fuse=fuse, learn=learnable is not False)
     target = resolve_device(device) if isinstance(device, str) else device
     return built.to(device=target, dtype=dtype)
+
+
+def save_chain(chain: Chain, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a chain built by `load_chain` as a chain file, with the learnt values in place of
+    the ones it was built from (and its `learn:` keys kept, so it can go on learning).
+    `audiofx process in.wav -c PATH` then applies it.
+
+    Raises:
+        UsageError: the chain was not built by `load_chain`, or `path` exists (without
+            `overwrite`) or its folder does not.
+
+    Example:
+        >>> chain = load_chain([{"gain": {"gain_db": 0}}], 48000, learnable=True)
+        >>> save_chain(chain, "fitted.yaml")  # doctest: +SKIP
+    """
+    import yaml
+
+    specs = getattr(chain, "stage_specs", None)
+    if specs is None:
+        raise UsageError("save_chain: the chain was not built by load_chain")
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target}: exists (save_chain(..., overwrite=True) replaces it)")
+    if not target.parent.is_dir():
+        raise UsageError(f"{target}: folder {target.parent} does not exist")
+    stages = []
+    learning_chain = len(specs) == len(chain) and any(s.learn for s in specs)
+    for i, stage in enumerate(specs):
+        entry = stage.to_dict()
+        module = chain[i] if learning_chain else None
+        if module is not None and hasattr(module, "learned_values"):
+            entry[stage.name].update(module.learned_values())
+        stages.append(entry)
+    text = yaml.safe_dump({"stages": stages}, sort_keys=False, default_flow_style=None)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    return target
 
 
 @dataclass

@@ -258,6 +258,8 @@ class StageDef:
             sample_rate None when it is not known yet.
         example: one YAML line.
         output_rate: sample rate after the stage, given params and input rate.
+        learnable: keys that `learn:` / `load_chain(learnable=...)` can make parameters
+            (`audiofx_cli.chain.learn`).
     """
 
     name: str
@@ -268,6 +270,7 @@ class StageDef:
     example: str
     check: Check = _no_check
     output_rate: Callable[[dict[str, Any], float], float] = field(default=lambda params, rate: rate)
+    learnable: tuple[str, ...] = ()
 
     def param(self, key: str) -> Param | None:
         for p in self.params:

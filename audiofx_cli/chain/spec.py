@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from audiofx_cli.chain.learn import LEARN_KEY, parse_learn
 from audiofx_cli.chain.params import REQUIRED, StageDef
 from audiofx_cli.chain.registry import get_stage, registry, suggest
 from audiofx_cli.errors import ChainSpecError, ParamError, UsageError
@@ -43,6 +44,7 @@ class StageSpec:
     column: int | None = None
     key_marks: dict[str, tuple[int, int]] = field(default_factory=dict)
     given: tuple[str, ...] = ()
+    learn: tuple[str, ...] = ()  # keys that learn (`learn:`, see audiofx_cli.chain.learn)
 
     @property
     def definition(self) -> StageDef:
@@ -66,6 +68,8 @@ class StageSpec:
             if key == "branches":
                 value = [[s.to_dict() for s in branch] for branch in value]
             params[key] = value
+        if self.learn:
+            params[LEARN_KEY] = list(self.learn)
         return {self.name: params}
 
 
@@ -239,6 +243,7 @@ class _Parser:
         line, column = _mark(name_node)
         spec = StageSpec(name, {}, label, self.source, line, column)
         raw: dict[str, tuple[Any, yaml.Node]] = {}
+        learn_node: yaml.Node | None = None
         if params_node is not None and not (
             isinstance(params_node, yaml.ScalarNode) and self.value(params_node) is None
         ):
@@ -246,6 +251,9 @@ class _Parser:
                 raise spec.error(None, "parameters must be a mapping {key: value}")
             for key, key_node, value_node in self.mapping(params_node, stage=label):
                 spec.key_marks[key] = _mark(key_node)
+                if key == LEARN_KEY and stage_def.param(key) is None:
+                    learn_node = value_node
+                    continue
                 if stage_def.param(key) is None:
                     allowed = ", ".join(p.name for p in stage_def.params)
                     hint = suggest(key, [p.name for p in stage_def.params])
@@ -281,6 +289,8 @@ class _Parser:
             stage_def.check(spec.params, None)
         except ParamError as exc:
             raise spec.error(exc.key, exc.message) from None
+        if learn_node is not None:
+            spec.learn = parse_learn(self.value(learn_node), spec)
         return spec
 
     def branches(self, node: yaml.Node, parent: StageSpec) -> list[list[StageSpec]]:

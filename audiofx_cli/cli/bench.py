@@ -111,7 +111,8 @@ def bench(
         str | None,
         typer.Option(
             help="api | iir | fir | chain | file | loop | effects, or a comma list "
-            "(default: iir,fir,api)"
+            "(default: iir,fir,api); grad: forward + backward of a learnable EQ "
+            "(docs/learnable.md)"
         ),
     ] = None,
     channels: Annotated[
@@ -179,6 +180,10 @@ def bench(
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
 ) -> None:
     """Benchmark audiofx against scipy, torchaudio and torchfx on the same signal."""
+    if suite == "grad":
+        with exit_on_error(debug):
+            _grad(channels, duration, device, repeat)
+        return
     with exit_on_error(debug):
         if suite is not None and "effects" in _split(suite):  # its own runner and table
             if _split(suite) != ["effects"] or chain is not None or plot is not None:
@@ -219,6 +224,22 @@ def bench(
 
             make_plot(result.rows, plot)
             typer.echo(f"wrote {plot}", err=True)
+
+
+def _grad(channels: str | None, duration: str | None, device: str, repeat: int | None) -> None:
+    """`--suite grad` (audiofx_cli.bench.grad): one size, its own table."""
+    repeat = 5 if repeat is None else repeat
+    chans = parse_ints(channels, "--channels") if channels is not None else [8]
+    secs = parse_seconds(duration, "--duration") if duration is not None else [10.0]
+    if len(chans) != 1 or len(secs) != 1 or repeat < 1:
+        raise UsageError("--suite grad takes one --channels, one --duration and --repeat >= 1")
+    from rich.console import Console
+
+    from audiofx_cli.bench import grad
+    from audiofx_cli.device import resolve_device
+
+    target = str(resolve_device(check_device_name(device)))
+    grad.render(grad.run_grad_bench(chans[0], secs[0], repeat=repeat, device=target), Console())
 
 
 def _options(

@@ -232,6 +232,11 @@ def fir_taps(
     )
 
 
+def window(spec: str | tuple[str, float], taps: int) -> np.ndarray:
+    """The window firwin applies: scipy.signal.get_window(spec, taps, fftbins=False)."""
+    return np.asarray(_signal().get_window(spec, taps, fftbins=False), dtype=np.float64)
+
+
 def sos_response(sos: np.ndarray, freqs_hz: np.ndarray, sample_rate: float) -> np.ndarray:
     """Complex frequency response of a section cascade at the given frequencies."""
     freqs = np.asarray(freqs_hz, dtype=np.float64)

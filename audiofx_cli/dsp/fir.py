@@ -116,6 +116,19 @@ def _overlap_save(
     return out if out_rows is not None else out.reshape(*lead, n_out)
 
 
+def _learnt(taps: Tensor, xx: Tensor, n_out: int) -> Tensor:
+    """y[i] = sum_k taps[k] xx[i + H - k] in plain differentiable ops, for taps that need
+    gradients (learnt FIRs): direct for short filters, else one FFT convolution per row (no
+    cached spectrum: the taps change at every step)."""
+    taps = taps.to(dtype=xx.dtype, device=xx.device)
+    hold = taps.shape[-1] - 1
+    if taps.shape[-1] <= SHIFT_MAX_TAPS or n_out * taps.shape[-1] <= SMALL_WORK:
+        return _direct(taps, xx, n_out)
+    n_fft = 1 << (xx.shape[-1] + hold - 1).bit_length()
+    full = torch.fft.irfft(torch.fft.rfft(xx, n_fft) * torch.fft.rfft(taps, n_fft), n_fft)
+    return full[..., hold : hold + n_out]
+
+
 def _rows_view(out: Tensor | None, x: Tensor) -> Tensor | None:
     """`out` as (rows, frames) to write the FFT path's output into, or None (a copy, another
     device or dtype, or memory shared with x, which is read after outputs are written)."""
@@ -146,7 +159,7 @@ def fir_filter(
         >>> fir_filter(taps, torch.tensor([1.0, 0.0, 0.0, 0.0]))[0]
         tensor([0.2500, 0.5000, 0.2500, 0.0000])
     """
-    grad = x.requires_grad and torch.is_grad_enabled()
+    grad = (x.requires_grad or taps.requires_grad) and torch.is_grad_enabled()
     if out is not None and grad:
         raise ValueError("fir_filter: out= is not supported for inputs that need gradients")
     y, history = _fir(taps, x, history, out)
@@ -164,7 +177,9 @@ def _fir(
     n_out, hold = x.shape[-1], history.shape[-1]
     if n_out == 0:
         return x, history
-    if taps.shape[-1] >= FFT_MIN_TAPS and n_out >= 4 * taps.shape[-1]:
+    if taps.requires_grad and torch.is_grad_enabled():
+        y = _learnt(taps, torch.cat([history, x], dim=-1), n_out)
+    elif taps.shape[-1] >= FFT_MIN_TAPS and n_out >= 4 * taps.shape[-1]:
         # no copy of the chunk: the first n_fft - hold outputs see the history, the rest x
         head = min(n_out, fft_size(taps.shape[-1]) - hold)
         lead = x.shape[:-1]

@@ -11,7 +11,10 @@ state (direct form II transposed per section), so they can be mixed chunk by chu
 
 The recursion runs in float64 whatever the signal dtype (coefficients near z = 1 need it). The
 output has the input's dtype and device. Gradients flow to the input: the adjoint of a causal
-LTI filter is the same filter run backwards in time.
+LTI filter is the same filter run backwards in time. When the sections or the initial state need
+gradients too, `audiofx_cli.dsp.iir_adjoint` runs the cascade section by section and gives
+exact gradients for all three (the adjoint method; its backward pass is again time-reversed
+filtering).
 """
 
 from __future__ import annotations
@@ -135,6 +138,10 @@ def _compute(
     return y, zf
 
 
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
 class _SOSFilt(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, sos: Tensor, zi: Tensor | None, engine: str):  # type: ignore[override]
@@ -165,6 +172,8 @@ def sosfilt(
         x: (..., time) signal, any float dtype and device.
         zi: state from `sos_zeros_state` or a previous call; None means zero state and no
             final state is returned.
+            Gradients flow to x, and to sos and zi when they require them (then a0 is divided
+            out differentiably and zf carries gradients too).
         engine: 'auto', 'lanes', 'scan' or 'scipy' (see the module docstring).
         out: a tensor of x's shape to write y into (the CPU kernel writes it directly, other
             engines copy); it may be x itself. Not for inputs that need gradients.
@@ -182,8 +191,12 @@ def sosfilt(
         >>> torch.allclose(torch.cat([y1, y2], -1), sosfilt(sos, x)[0], atol=1e-6)
         True
     """
-    if x.requires_grad and torch.is_grad_enabled():
+    if torch.is_grad_enabled() and _needs_grad(sos, x, zi):
         if out is not None:
             raise ValueError("sosfilt: out= is not supported for inputs that need gradients")
+        if sos.requires_grad or (zi is not None and zi.requires_grad):
+            from audiofx_cli.dsp.iir_adjoint import sosfilt_adjoint
+
+            return sosfilt_adjoint(sos / sos[:, 3:4], x, zi, engine)
         return _SOSFilt.apply(x, sos, zi, engine)
     return _run(sos, x, zi, engine, out)

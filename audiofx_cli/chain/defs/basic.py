@@ -12,6 +12,7 @@ DEFS = [
         "audiofx_cli.stages.basic:Gain",
         "level",
         "- gain: {gain_db: -3}",
+        learnable=("gain_db",),
     ),
     StageDef(
         "dc_remove",
@@ -32,5 +33,6 @@ DEFS = [
         "audiofx_cli.stages.basic:DCRemove",
         "level",
         "- dc_remove",
+        learnable=("cutoff_hz",),
     ),
 ]

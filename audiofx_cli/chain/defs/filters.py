@@ -119,6 +119,7 @@ DEFS = [
         "filter",
         "- lowpass: {cutoff_hz: 8000, order: 4}",
         _check_order,
+        learnable=("cutoff_hz",),
     ),
     StageDef(
         "highpass",
@@ -128,6 +129,7 @@ DEFS = [
         "filter",
         "- highpass: {cutoff_hz: 80, order: 2}",
         _check_order,
+        learnable=("cutoff_hz",),
     ),
     StageDef(
         "bandpass",
@@ -137,6 +139,7 @@ DEFS = [
         "filter",
         "- bandpass: {low_hz: 300, high_hz: 3400, order: 4}",
         _check_band,
+        learnable=("low_hz", "high_hz"),
     ),
     StageDef(
         "bandstop",
@@ -146,6 +149,7 @@ DEFS = [
         "filter",
         "- bandstop: {low_hz: 45, high_hz: 55, order: 2}",
         _check_band,
+        learnable=("low_hz", "high_hz"),
     ),
     StageDef(
         "peaking",
@@ -154,6 +158,7 @@ DEFS = [
         f"{_IMPL}:Peaking",
         "filter",
         "- peaking: {freq_hz: 3000, gain_db: 3, q: 1.0}",
+        learnable=("freq_hz", "gain_db", "q"),
     ),
     StageDef(
         "lowshelf",
@@ -162,6 +167,7 @@ DEFS = [
         f"{_IMPL}:LowShelf",
         "filter",
         "- lowshelf: {freq_hz: 120, gain_db: -3}",
+        learnable=("freq_hz", "gain_db", "q"),
     ),
     StageDef(
         "highshelf",
@@ -170,6 +176,7 @@ DEFS = [
         f"{_IMPL}:HighShelf",
         "filter",
         "- highshelf: {freq_hz: 6000, gain_db: 2}",
+        learnable=("freq_hz", "gain_db", "q"),
     ),
     StageDef(
         "notch",
@@ -178,6 +185,7 @@ DEFS = [
         f"{_IMPL}:Notch",
         "filter",
         "- notch: {freq_hz: 50, q: 10}",
+        learnable=("freq_hz", "q"),
     ),
     StageDef(
         "allpass",
@@ -186,6 +194,7 @@ DEFS = [
         f"{_IMPL}:AllPass",
         "filter",
         "- allpass: {freq_hz: 1000, q: 0.7071}",
+        learnable=("freq_hz", "q"),
     ),
     StageDef(
         "biquad_lowpass",
@@ -194,6 +203,7 @@ DEFS = [
         f"{_IMPL}:BiquadLowPass",
         "filter",
         "- biquad_lowpass: {freq_hz: 5000, q: 0.7071}",
+        learnable=("freq_hz", "q"),
     ),
     StageDef(
         "biquad_highpass",
@@ -202,6 +212,7 @@ DEFS = [
         f"{_IMPL}:BiquadHighPass",
         "filter",
         "- biquad_highpass: {freq_hz: 100, q: 0.7071}",
+        learnable=("freq_hz", "q"),
     ),
     StageDef(
         "sos",
@@ -211,6 +222,7 @@ DEFS = [
         "filter",
         "- sos: {sections: [[0.2, 0.4, 0.2, 1, -0.37, 0.2]]}",
         _check_sos,
+        learnable=("sections",),
     ),
     StageDef(
         "ba",
@@ -223,5 +235,6 @@ DEFS = [
         "filter",
         "- ba: {b: [0.5, 0.5], a: [1.0]}",
         _check_ba,
+        learnable=("b", "a"),
     ),
 ]

@@ -94,6 +94,7 @@ DEFS = [
         "fir",
         "- fir: {pass: lowpass, cutoff_hz: 1000, taps: 101}",
         _check_fir,
+        learnable=("cutoff_hz",),
     ),
     StageDef(
         "fir_taps",
@@ -112,5 +113,6 @@ DEFS = [
         "fir",
         "- fir_taps: {taps: [0.25, 0.5, 0.25]}",
         _check_fir_taps,
+        learnable=("taps",),
     ),
 ]
