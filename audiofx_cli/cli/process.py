@@ -34,7 +34,7 @@ sub-folders. Exit codes: 0 success, 1 a file failed, 2 usage or chain-spec error
 written), 130 interrupted.
 """
 
-FEATURE_FAMILIES = ("auditory", "spectral", "features")
+FEATURE_FAMILIES = ("auditory", "spectral", "pooling", "features")
 
 
 def _single(
