@@ -60,7 +60,7 @@ class FeatureMeta:
         axes = [str(a) for a in meta["axes"]]
         fixed = {
             "axes", "sample_rate", "frame_rate", "time_offset_s", "counts", "mask", "ragged",
-            "ragged_over", "chain", "source", "audiofx_version",
+            "ragged_over", "chain", "source", "audiofx_version", "data_dtype", "data_note",
         }  # fmt: skip
         coords = {k: np.asarray(v) for k, v in meta.items() if k not in fixed}
         chain = meta.get("chain", "{}")

@@ -231,7 +231,8 @@ def process(
     subtype: Annotated[
         str | None,
         typer.Option(
-            help="output subtype PCM_16 | PCM_24 | PCM_32 | FLOAT | DOUBLE (default: the input's)"
+            help="output subtype PCM_16 | PCM_24 | PCM_32 | FLOAT | DOUBLE (default: the input's);"
+            " feature files FLOAT | DOUBLE | HALF | BFLOAT16"
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print errors only")] = False,
