@@ -25,7 +25,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -334,15 +334,20 @@ def _place(tmp: Path, path: Path, overwrite: bool) -> None:
     tmp.unlink(missing_ok=True)
 
 
-def read_feature_file(path: str | Path) -> tuple[np.ndarray | Tensor, dict[str, Any]]:
-    """(data, metadata) from a .npz or .pt file written by `FeatureSink` or `save`."""
-    path = Path(path)
-    if path.suffix.lower() == ".pt":
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+def read_feature_file(
+    path: str | Path | BinaryIO, suffix: str | None = None
+) -> tuple[np.ndarray | Tensor, dict[str, Any]]:
+    """(data, metadata) from a .npz or .pt file written by `FeatureSink` or `save`, or from
+    an open binary file (a shard member) whose format `suffix` ('.npz', '.pt') names."""
+    if suffix is None:
+        suffix = Path(path).suffix  # type: ignore[arg-type]
+    source = str(path) if isinstance(path, str | Path) else path
+    if suffix.lower() == ".pt":
+        payload = torch.load(source, map_location="cpu", weights_only=True)
         data = payload.pop("data")
         meta = {k: (v.numpy() if isinstance(v, Tensor) else v) for k, v in payload.items()}
         return data, meta
-    with np.load(path, allow_pickle=False) as npz:
+    with np.load(source, allow_pickle=False) as npz:
         meta = {}
         for name in npz.files:
             if name == "data":
