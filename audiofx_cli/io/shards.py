@@ -15,11 +15,11 @@ Example:
     >>> import tarfile, tempfile, os
     >>> folder = tempfile.mkdtemp()
     >>> writer = ShardWriter(os.path.join(folder, "s-%03d.tar"), max_bytes=10_000)
-    >>> writer.add("a", {"txt": b"hello"})
+    >>> os.path.basename(writer.add("a", {"txt": b"hello"}))
+    's-000.tar'
     >>> writer.close()
-    >>> [os.path.basename(p) for p in writer.written]
-    ['s-000.tar']
-    >>> tarfile.open(writer.written[0]).getnames()
+    >>> with tarfile.open(writer.written[0]) as tar:
+    ...     tar.getnames()
     ['a.txt']
 """
 
