@@ -5,6 +5,8 @@
     >>> x.shape, meta.axes                                              # doctest: +SKIP
     (torch.Size([1, 64, 451]), ['channel', 'mel_hz', 'time_s'])
     >>> batch, lengths, meta = features.stack(["a.npz", "b.npz"])       # doctest: +SKIP
+    >>> for key, x, meta in features.iter_shards("feats/shard-*.tar"):  # doctest: +SKIP
+    ...     pass
 
 Tensors are plain torch tensors (exchangeable zero-copy through DLPack). The metadata object
 holds the axis names and coordinates, rates, the ragged-axis counts and mask, the chain and
@@ -13,7 +15,11 @@ its parameters, and the source name; `docs/features.md` describes the file layou
 
 from __future__ import annotations
 
+import glob
+import io
 import json
+import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,7 +66,7 @@ class FeatureMeta:
         axes = [str(a) for a in meta["axes"]]
         fixed = {
             "axes", "sample_rate", "frame_rate", "time_offset_s", "counts", "mask", "ragged",
-            "ragged_over", "chain", "source", "audiofx_version",
+            "ragged_over", "chain", "source", "audiofx_version", "data_dtype", "data_note",
         }  # fmt: skip
         coords = {k: np.asarray(v) for k, v in meta.items() if k not in fixed}
         chain = meta.get("chain", "{}")
@@ -177,11 +183,92 @@ def _same_layout(a: FeatureMeta, b: FeatureMeta, a_shape: tuple, b_shape: tuple)
     return None
 
 
+def _tar_paths(shards: str | Path | list[str | Path]) -> list[Path]:
+    if isinstance(shards, list):
+        return [Path(p) for p in shards]
+    if glob.has_magic(str(shards)):
+        found = sorted(Path(p) for p in glob.glob(str(shards)))
+        if not found:
+            raise UsageError(f"{shards}: no shards match")
+        return found
+    return [Path(shards)]
+
+
+def _sample(members: dict[str, bytes], tar: Path, key: str) -> tuple[Tensor, FeatureMeta]:
+    """One shard sample (KEY.npz / .pt / .flac and KEY.json) as (data, meta)."""
+    from audiofx_cli.io.features import read_feature_file
+
+    sidecar = json.loads(members.get("json", b"{}"))
+    for ext in ("npz", "pt"):
+        if ext in members:
+            data, meta = read_feature_file(io.BytesIO(members[ext]), f".{ext}")
+            tensor = data if isinstance(data, Tensor) else torch.from_numpy(data)
+            return tensor, FeatureMeta.from_dict(meta)
+    if "flac" in members:
+        import soundfile as sf
+
+        wave, rate = sf.read(io.BytesIO(members["flac"]), dtype="float32", always_2d=True)
+        channels = wave.shape[1]
+        meta = FeatureMeta(
+            axes=["channel", "time_s"],
+            coords={"channel": np.arange(channels), "time_s": np.arange(len(wave)) / rate},
+            sample_rate=float(rate),
+            frame_rate=float(rate),
+            chain=sidecar.get("chain", {}),
+            source=str(sidecar.get("source", "")),
+        )
+        return torch.from_numpy(np.ascontiguousarray(wave.T)), meta
+    raise UsageError(f"{tar}: sample '{key}' has no .npz, .pt or .flac member")
+
+
+def iter_shards(
+    shards: str | Path | list[str | Path],
+) -> Iterator[tuple[str, Tensor, FeatureMeta]]:
+    """(key, data, meta) for every sample of the tar shards `audiofx process --out-shards`
+    wrote, shard by shard in name order, samples in the order they were written.
+
+    Args:
+        shards: a shard, a list of shards, or a glob ('feats/shard-*.tar').
+
+    Raises:
+        UsageError: no such shard, or a member that is not a sample of audiofx.
+    """
+    for path in _tar_paths(shards):
+        if not path.is_file():
+            raise UsageError(f"{path}: no such shard")
+        members: dict[str, dict[str, bytes]] = {}
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                folder, _, name = member.name.rpartition("/")
+                stem, _, ext = name.partition(".")
+                key = f"{folder}/{stem}" if folder else stem
+                handle = tar.extractfile(member)
+                assert handle is not None
+                members.setdefault(key, {})[ext] = handle.read()
+                if "json" in members[key] and len(members[key]) == 2:
+                    yield key, *_sample(members.pop(key), path, key)
+        for key, rest in members.items():
+            yield key, *_sample(rest, path, key)
+
+
+def _items(paths: list[str | Path]) -> Iterator[tuple[str, Tensor, FeatureMeta]]:
+    """(name, data, meta) of feature files and of every sample of .tar shards."""
+    for path in paths:
+        if str(path).endswith(".tar"):
+            for key, data, meta in iter_shards(path):
+                yield f"{path}:{key}", data, meta
+        else:
+            yield str(path), *load(path)
+
+
 def stack(paths: list[str | Path], pad: bool = True) -> tuple[Tensor, Tensor, FeatureMeta]:
     """Load feature files of the same layout into one (batch, channel, ..., time) tensor.
 
     Args:
-        paths: feature files (same chain and channel count; lengths may differ).
+        paths: feature files (same chain and channel count; lengths may differ), or .tar
+            shards of `--out-shards` (every sample in them, in order).
         pad: zero-pad every item to the longest time axis; False requires equal lengths.
 
     Returns:
@@ -193,18 +280,20 @@ def stack(paths: list[str | Path], pad: bool = True) -> tuple[Tensor, Tensor, Fe
     """
     if not paths:
         raise UsageError("stack(): no feature files given")
-    items = [load(p) for p in paths]
-    first, meta = items[0]
-    for path, (data, other) in zip(paths[1:], items[1:], strict=True):
+    items = list(_items(paths))
+    if not items:
+        raise UsageError("stack(): the shards hold no samples")
+    first_name, first, meta = items[0]
+    for name, data, other in items[1:]:
         problem = _same_layout(meta, other, tuple(first.shape), tuple(data.shape))
         if problem:
-            raise UsageError(f"{path}: not stackable with {paths[0]}: {problem}")
-    lengths = torch.tensor([d.shape[-1] for d, _ in items], dtype=torch.int64)
+            raise UsageError(f"{name}: not stackable with {first_name}: {problem}")
+    lengths = torch.tensor([d.shape[-1] for _, d, _ in items], dtype=torch.int64)
     longest = int(lengths.max())
     if not pad and bool((lengths != longest).any()):
         raise UsageError(f"stack(pad=False): lengths differ: {lengths.tolist()} frames")
     batch = first.new_zeros((len(items), *first.shape[:-1], longest))
-    for i, (data, _) in enumerate(items):
+    for i, (_, data, _) in enumerate(items):
         batch[i, ..., : data.shape[-1]] = data
     coords = dict(meta.coords)
     coords["time_s"] = meta.time_offset_s + np.arange(longest) / meta.frame_rate

@@ -11,6 +11,11 @@ Workloads (float32 processing, streamed in 10 s chunks as `audiofx process` does
   whole-signal Hilbert envelope), 48 kHz stereo, 10 s.
 - modulation_filterbank alone on (2, 31, 16000) envelopes (batch 2, 31 channels, 1 s at
   16 kHz), AMT's filters up to 150 Hz (8 per channel, torch-amt's setting) and jepsen2008.
+- Pooling to 100 frames/s: the Dau 1997 chain with adaptation and jepsen2008 (the
+  `modulation-frames` preset's stages), 60 s mono 16 kHz, without and with `frames` (RMS,
+  25 ms every 10 ms; rectangular and Hann windows), and `frames` alone on the chain's
+  audio-rate output (the same 10 s chunks); the King 2019 preset with and without
+  `decimate` to 100 Hz. The ratio column is the pooling's share of the chain's time.
 The scipy reference runs the same filters one at a time with scipy.signal.lfilter (complex
 coefficients for efilt) in float64. Numba kernels are compiled (or loaded from the cache)
 by a warm-up call first. The machine's load average is printed: the box may be shared.
@@ -71,6 +76,49 @@ def scipy_modfilterbank(env: np.ndarray, fs: float, fc: np.ndarray, upper: bool,
                 _ = y.real if mfc <= 10 else np.abs(y)
 
 
+def pooling_rows(x60, x10, fs: int, fs48: int, repeat: int) -> list:
+    """Frames and decimation: the chains with and without them, and frames alone on the
+    audio-rate chunks; rows (name, (wall, cpu), reference or None: for the rows named
+    'share', the chain's cpu s, printed with the pooling's cpu as a percentage of it)."""
+    stages = [
+        {"gammatone": {"flow_hz": 80, "fhigh_hz": 8000, "base_hz": 1000}},
+        {"ihc_envelope": {}},
+        {"adaptation": {}},
+        {"modulation_filterbank": {"preset": "jepsen2008"}},
+    ]
+    base = load_chain(stages, fs)
+    stream(base, x60[..., : fs // 10], 10 * fs)
+    plain = best(lambda: stream(base, x60, 10 * fs), repeat)
+    rows = [("modulation-frames stages without frames: 60 s mono 16 kHz", plain, None)]
+    chunk = base(x60[..., : 10 * fs])  # one audio-rate chunk of the chain's output
+    for window in ("rectangular", "hann"):
+        frames = {"frames": {"hop_ms": 10, "window_ms": 25, "stat": "rms", "window": window}}
+        pooled = load_chain([*stages, frames], fs)
+        stream(pooled, x60[..., : fs // 10], 10 * fs)
+        both = best(lambda pooled=pooled: stream(pooled, x60, 10 * fs), repeat)
+        stage = pooled[-1]
+
+        def alone(stage=stage) -> None:
+            state = stage.init_state(chunk)
+            for _ in range(6):  # 60 s in 10 s chunks
+                stage.step(chunk, state)
+
+        alone()
+        rows.append((f"  with frames ({window}), 100 frames/s", both, None))
+        rows.append((f"  frames ({window}) alone on the 6 chunks: share", best(alone, repeat),
+                     plain[1]))  # fmt: skip
+    king = load_chain("king2019", fs48)
+    king_frames = load_chain("king2019-frames", fs48)
+    for label, chain in (
+        ("King 2019 preset", king),
+        ("king2019-frames (decimate 100 Hz)", king_frames),
+    ):
+        stream(chain, x10[..., : fs48 // 10], 10 * fs48)
+        timing = best(lambda c=chain: stream(c, x10, 10 * fs48), repeat)
+        rows.append((f"{label}: 10 s stereo 48 kHz", timing, None))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -105,6 +153,8 @@ def main() -> None:
     seconds = best(lambda: stream(king, x10, 10 * fs48), args.repeat)
     rows.append(("King 2019 preset: 31 bands, 10 s stereo 48 kHz", seconds, None))
 
+    rows += pooling_rows(x60, x10, fs, fs48, args.repeat)
+
     env = np.abs(rng.standard_normal((2, 31, fs))) * 0.1
     fc = load_chain([{"gammatone": {"flow_hz": 80, "fhigh_hz": 8000}}], fs)[0].fc_hz.numpy()
     for label, opts, upper, top in (
@@ -126,7 +176,10 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     print(f"{'workload':<{width}}  {'wall s':>7}  {'cpu s':>7}  {'scipy s':>8}  {'ratio':>6}")
     for name, (wall, cpu), ref in rows:
-        ref_text = f"{ref:8.3f}  {ref / wall:5.1f}x" if ref else f"{'-':>8}  {'-':>6}"
+        if "share" in name:  # ref: the chain's cpu s; the ratio: this cpu / that (percent)
+            ref_text = f"{ref:8.3f}  {100 * cpu / ref:5.1f}%"
+        else:
+            ref_text = f"{ref:8.3f}  {ref / wall:5.1f}x" if ref else f"{'-':>8}  {'-':>6}"
         print(f"{name:<{width}}  {wall:7.3f}  {cpu:7.3f}  {ref_text}")
     print(f"load after: {os.getloadavg()}")
 

@@ -58,9 +58,12 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-def write_json_report(path: Path, summary: BatchSummary, spec: ChainSpec) -> None:
+def write_json_report(
+    path: Path, summary: BatchSummary, spec: ChainSpec, extra: dict[str, Any] | None = None
+) -> None:
     """Write the report atomically (temp file + rename): per-file status, input, output,
-    duration, processing time, peak, clipped samples and error message."""
+    duration, processing time, peak, clipped samples and error message; `extra` adds
+    top-level sections (the shard index of `--out-shards`)."""
     order = sorted(summary.results, key=lambda r: r.input)
     document = {
         "audiofx_version": __version__,
@@ -69,6 +72,7 @@ def write_json_report(path: Path, summary: BatchSummary, spec: ChainSpec) -> Non
         "finished": _iso(time.time()),
         "summary": summary.as_dict(),
         "files": [r.as_dict() for r in order],
+        **(extra or {}),
     }
     path = Path(path)
     fd, tmp = temp_beside(path)

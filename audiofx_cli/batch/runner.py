@@ -24,6 +24,7 @@ from audiofx_cli.errors import AudiofxError, UsageError
 
 EXECUTORS = ("local", "ray")
 RAY_STOP_TIMEOUT_S = 30.0  # how long Ctrl-C waits for cancelled Ray tasks to clean up
+Worker = Callable[..., "FileResult"]  # (task, spec, options) -> result; run_task by default
 
 
 @dataclass
@@ -144,10 +145,11 @@ def _run_local(
     options: BatchOptions,
     jobs: int,
     on_result: Callable[[FileResult], None],
+    worker: Worker = run_task,
 ) -> None:
     if jobs == 1:
         for task in tasks:
-            on_result(run_task(task, spec, options))
+            on_result(worker(task, spec, options))
         return
     pool = ProcessPoolExecutor(
         max_workers=jobs,
@@ -158,7 +160,7 @@ def _run_local(
     futures: dict[Future, Task] = {}
     reported: set[Future] = set()
     try:
-        futures = {pool.submit(run_task, task, spec, options): task for task in tasks}
+        futures = {pool.submit(worker, task, spec, options): task for task in tasks}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -191,6 +193,7 @@ def _run_ray(
     spec: ChainSpec,
     options: BatchOptions,
     on_result: Callable[[FileResult], None],
+    worker: Worker = run_task,
 ) -> None:
     try:
         import ray
@@ -201,7 +204,7 @@ def _run_ray(
         ray.init(
             address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
         )
-    remote = ray.remote(num_cpus=1)(run_task)
+    remote = ray.remote(num_cpus=1)(worker)
     slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
     queue = list(tasks)
     running: dict[Any, Task] = {}  # at most one task per CPU: Ctrl-C has none queued to cancel
@@ -262,9 +265,11 @@ def run_batch(
     jobs: int = 1,
     executor: str = "local",
     on_result: Callable[[FileResult], None] = lambda result: None,
+    worker: Worker = run_task,
 ) -> list[FileResult]:
     """Run every task; results come back in completion order through on_result and, sorted
-    like the tasks, as the return value."""
+    like the tasks, as the return value. `worker(task, spec, options)` processes one task
+    (default `run_task`; `batch.shards.shard_task` for dataset shards)."""
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor '{executor}' (use {' or '.join(EXECUTORS)})")
     results: list[FileResult] = []
@@ -274,8 +279,8 @@ def run_batch(
         on_result(result)
 
     if executor == "ray":
-        _run_ray(tasks, spec, options, collect)
+        _run_ray(tasks, spec, options, collect, worker)
     else:
-        _run_local(tasks, spec, options, jobs, collect)
+        _run_local(tasks, spec, options, jobs, collect, worker)
     order = {str(task.input): i for i, task in enumerate(tasks)}
     return sorted(results, key=lambda r: order.get(r.input, len(order)))

@@ -26,6 +26,7 @@ FAMILIES = (
     "distortion",
     "auditory",
     "spectral",
+    "pooling",
 )
 
 

@@ -27,6 +27,8 @@ HELP = """Process audio through a chain: one file with -o, many with --out-dir.
 
   audiofx process recordings/ --chain podcast --out-dir cleaned/ --skip-existing --shard 3/16
 
+  audiofx process corpus/ -r --chain modulation-frames --out-shards feats/shard-%06d.tar
+
   sox in.wav -t wav - | audiofx process - --chain rumble -o - -t wav | sox - -n stats
 
 Folders and quoted globs take the files libsndfile can open; --out-dir mirrors their
@@ -34,7 +36,7 @@ sub-folders. Exit codes: 0 success, 1 a file failed, 2 usage or chain-spec error
 written), 130 interrupted.
 """
 
-FEATURE_FAMILIES = ("auditory", "spectral", "features")
+FEATURE_FAMILIES = ("auditory", "spectral", "pooling", "features")
 
 
 def _single(
@@ -141,13 +143,9 @@ def _batch(
     json_path: str | None,
     quiet: bool,
 ) -> int:
-    import soundfile as sf
-
     from audiofx_cli.batch.inputs import discover, parse_shard, select_shard
     from audiofx_cli.batch.plan import plan
-    from audiofx_cli.batch.report import BatchSummary, write_json_report
     from audiofx_cli.batch.runner import BatchOptions, run_batch
-    from audiofx_cli.cli.batch_view import BatchProgress, print_summary
 
     if "-" in inputs:
         raise UsageError("'-' (stdin) needs -o OUT, not --out-dir")
@@ -165,6 +163,34 @@ def _batch(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{out_dir}: cannot create output folder: {exc.strerror or exc}") from None
+    options = BatchOptions(process_kwargs=kwargs, skip_existing=skip_existing)
+    return _run_tasks(
+        tasks,
+        chain,
+        json_path,
+        quiet,
+        lambda on_result: run_batch(
+            tasks, chain, options, jobs=jobs, executor=executor, on_result=on_result
+        ),
+    )
+
+
+def _run_tasks(
+    tasks: list[Any],
+    chain: Any,
+    json_path: str | None,
+    quiet: bool,
+    run: Any,
+    report_extra: Any = None,
+) -> int:
+    """Run a batch's tasks with a progress bar, write the JSON report (also when
+    interrupted) and print the summary; the exit code. `run(on_result)` runs the tasks;
+    `report_extra()` gives extra sections for the report."""
+    import soundfile as sf
+
+    from audiofx_cli.batch.report import BatchSummary, write_json_report
+    from audiofx_cli.cli.batch_view import BatchProgress, print_summary
+
     durations = {}
     for task in tasks:
         try:
@@ -172,7 +198,6 @@ def _batch(
         except Exception:
             durations[str(task.input)] = 0.0
     summary = BatchSummary(len(tasks))
-    options = BatchOptions(process_kwargs=kwargs, skip_existing=skip_existing)
     try:
         with BatchProgress(len(tasks), sum(durations.values()), quiet) as progress:
 
@@ -180,15 +205,66 @@ def _batch(
                 summary.results.append(result)
                 progress.advance(result, durations.get(result.input, 0.0))
 
-            run_batch(tasks, chain, options, jobs=jobs, executor=executor, on_result=on_result)
+            run(on_result)
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
     finally:
         if json_path:
-            write_json_report(Path(json_path), summary, chain)
+            extra = report_extra() if report_extra is not None else None
+            write_json_report(Path(json_path), summary, chain, extra)
     print_summary(summary, quiet)
     return EXIT_FAILED if summary.count("failed") else 0
+
+
+def _shards(
+    inputs: list[str],
+    pattern: str,
+    chain: Any,
+    kwargs: dict[str, Any],
+    *,
+    shard_size: str,
+    recursive: bool,
+    jobs: int,
+    shard: str | None,
+    executor: str,
+    json_path: str | None,
+    quiet: bool,
+) -> int:
+    """`--out-shards`: every input one sample in WebDataset-style tar shards."""
+    from audiofx_cli.batch.inputs import discover, parse_shard, select_shard
+    from audiofx_cli.batch.runner import BatchOptions
+    from audiofx_cli.batch.shards import plan_shards, run_shards, shard_index
+    from audiofx_cli.io.shards import ShardWriter, check_pattern, existing_shards, parse_size
+
+    if "-" in inputs:
+        raise UsageError("'-' (stdin) needs -o OUT, not --out-shards")
+    check_pattern(pattern)
+    max_bytes = parse_size(shard_size)
+    items = discover(inputs, recursive)
+    k, n = parse_shard(shard) if shard else (1, 1)
+    items = select_shard(items, k, n) if shard else items
+    features = bool(chain.stages) and chain.stages[-1].definition.family in FEATURE_FAMILIES
+    ext = "npz" if features else "flac"
+    tasks = plan_shards(items, ext)
+    from audiofx_cli.io.sinks import check_output  # imports torch
+
+    check_output(Path(f"sample.{ext}"), kwargs.get("subtype"), kwargs["dither"])
+    taken = existing_shards(pattern)
+    if taken and not kwargs["overwrite"]:
+        raise UsageError(f"{taken[0]}: shard exists (use --overwrite to replace shards)")
+    writer = ShardWriter(pattern, max_bytes, kwargs["overwrite"], first=k - 1, step=n)
+    options = BatchOptions(process_kwargs={**kwargs, "overwrite": False})
+    return _run_tasks(
+        tasks,
+        chain,
+        json_path,
+        quiet,
+        lambda on_result: run_shards(
+            tasks, chain, options, writer, jobs=jobs, executor=executor, on_result=on_result
+        ),
+        lambda: shard_index(writer),
+    )
 
 
 def process(
@@ -225,6 +301,17 @@ def process(
         str | None, typer.Option(help="K/N: process only shard K of N (stable split by path hash)")
     ] = None,
     executor: Annotated[str, typer.Option(help="local | ray (cluster from RAY_ADDRESS)")] = "local",
+    out_shards: Annotated[
+        str | None,
+        typer.Option(
+            "--out-shards",
+            help="write WebDataset-style tar shards instead of files: a name with one integer "
+            "field, e.g. feats/shard-%06d.tar (KEY.npz or KEY.flac plus KEY.json per input)",
+        ),
+    ] = None,
+    shard_size: Annotated[
+        str, typer.Option("--shard-size", help="largest shard: 1GB, 500MB, 256MiB, bytes")
+    ] = "1GB",
     json_path: Annotated[
         str | None,
         typer.Option(
@@ -254,7 +341,8 @@ def process(
     subtype: Annotated[
         str | None,
         typer.Option(
-            help="output subtype PCM_16 | PCM_24 | PCM_32 | FLOAT | DOUBLE (default: the input's)"
+            help="output subtype PCM_16 | PCM_24 | PCM_32 | FLOAT | DOUBLE (default: the input's);"
+            " feature files FLOAT | DOUBLE | HALF | BFLOAT16"
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print errors only")] = False,
@@ -293,8 +381,34 @@ def process(
                 )
             _single(inputs[0], output, spec, kwargs, file_type, quiet, json_path)
             return
+        if out_shards is not None:
+            if out_dir is not None:
+                raise UsageError("give --out-dir DIR (files) or --out-shards PATTERN, not both")
+            if skip_existing:
+                raise UsageError(
+                    "--skip-existing does not apply to --out-shards (shards are whole)"
+                )
+            code = _shards(
+                inputs,
+                out_shards,
+                spec,
+                kwargs,
+                shard_size=shard_size,
+                recursive=recursive,
+                jobs=jobs,
+                shard=shard,
+                executor=executor,
+                json_path=json_path,
+                quiet=quiet,
+            )
+            if code:
+                raise typer.Exit(code)
+            return
         if out_dir is None:
-            raise UsageError("give an output: -o OUT for one file, --out-dir DIR for many")
+            raise UsageError(
+                "give an output: -o OUT for one file, --out-dir DIR or --out-shards PATTERN "
+                "for many"
+            )
         code = _batch(
             inputs,
             out_dir,

@@ -9,7 +9,11 @@ stored time-major (numpy Fortran order), which is what lets chunks along the tim
 appended without knowing the final length; `np.load` and `torch.load` return it with its
 logical shape (channel, ..., time).
 
-Keys (see docs/features.md): data, axes, one coordinate array per axis (channel, fc_hz,
+`data` is float32 (default), float64 (`--subtype DOUBLE`), float16 (`HALF`) or bfloat16
+(`BFLOAT16`): `.pt` holds bfloat16 natively; numpy has no bfloat16, so `.npz` stores its bits
+as uint16 (float32 bits = uint32(data) << 16) and says so in `data_dtype` and `data_note`.
+
+Keys (see docs/features.md): data, data_dtype, axes, one coordinate array per axis (channel, fc_hz,
 mfc_hz, freq_hz, mel_hz, mfcc, time_s), counts / mask / ragged / ragged_over for ragged axes,
 sample_rate, frame_rate, time_offset_s, chain (JSON), source, audiofx_version.
 """
@@ -20,20 +24,33 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from audiofx_cli.axes import FeatureAxes
-from audiofx_cli.errors import AudioFormatError, AudioWriteError, UsageError
+from audiofx_cli.errors import AudioFormatError, AudioWriteError, ProcessingError, UsageError
 from audiofx_cli.io.behind import WriteBehind
 from audiofx_cli.io.npz_stream import NpzStream
 from audiofx_cli.io.temp import TEMP_SUFFIX, temp_beside
 
 FEATURE_SUFFIXES = (".npz", ".pt")
-_DTYPES = {None: "float32", "FLOAT": "float32", "DOUBLE": "float64"}
+_DTYPES = {
+    None: "float32",
+    "FLOAT": "float32",
+    "DOUBLE": "float64",
+    "HALF": "float16",
+    "BFLOAT16": "bfloat16",
+}
+# how each dtype is stored: numpy has no bfloat16, its bits go in uint16
+_STORAGE = {"float32": np.float32, "float64": np.float64, "float16": np.float16,
+            "bfloat16": np.uint16}  # fmt: skip
+_TORCH = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+          "bfloat16": torch.bfloat16}  # fmt: skip
+BFLOAT16_NOTE = "bfloat16 stored as its bits in uint16: float32 bits = uint32(data) << 16"
+FLOAT16_MAX = 65504.0
 _TILE_BYTES = 4 << 20  # `write` transposes and writes this much at a time
 
 
@@ -49,13 +66,17 @@ def _json(value: Any) -> str:
 
 
 def metadata(
-    axes: FeatureAxes, n_frames: int, chain_spec: dict[str, Any] | None, source: str | None
+    axes: FeatureAxes,
+    n_frames: int,
+    chain_spec: dict[str, Any] | None,
+    source: str | None,
+    data_dtype: str = "float32",
 ) -> dict[str, Any]:
-    """Everything stored beside `data`: axis names and coordinates, rates, the chain spec (a
-    `ChainSpec.to_dict()`, stored as JSON), source."""
+    """Everything stored beside `data`: its dtype, axis names and coordinates, rates, the
+    chain spec (a `ChainSpec.to_dict()`, stored as JSON), source."""
     from audiofx_cli._version import __version__
 
-    meta: dict[str, Any] = {"axes": list(axes.names)}
+    meta: dict[str, Any] = {"data_dtype": data_dtype, "axes": list(axes.names)}
     for name, values in axes.coords.items():
         meta[name] = np.asarray(values)
     meta["time_s"] = axes.time_s(n_frames)
@@ -76,7 +97,8 @@ def metadata(
 
 
 def feature_dtype(subtype: str | None) -> str:
-    """float32 (default, FLOAT) or float64 (DOUBLE) for `--subtype`.
+    """float32 (default, FLOAT), float64 (DOUBLE), float16 (HALF) or bfloat16 (BFLOAT16) for
+    `--subtype`.
 
     Raises:
         AudioFormatError: any other subtype.
@@ -84,10 +106,38 @@ def feature_dtype(subtype: str | None) -> str:
     key = subtype.upper() if subtype else None
     if key not in _DTYPES:
         raise AudioFormatError(
-            f"feature files hold float32 (--subtype FLOAT, default) or float64 "
-            f"(--subtype DOUBLE) data, got --subtype {subtype}"
+            "feature files hold float32 (--subtype FLOAT, default), float64 (DOUBLE), "
+            f"float16 (HALF) or bfloat16 (BFLOAT16) data, got --subtype {subtype}"
         )
     return _DTYPES[key]
+
+
+def encode(y: Tensor, dtype: str) -> np.ndarray:
+    """A CPU block in the stored form of `dtype` (rounded to nearest, ties to even)."""
+    y = y.detach().to("cpu")
+    if dtype == "bfloat16":
+        return y.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    if y.dtype in (torch.float32, torch.float64) and dtype != "float64":
+        with np.errstate(over="ignore"):  # an overflow to inf is refused by the writer
+            return y.numpy().astype(_STORAGE[dtype], copy=False)  # numpy's: no thread wake-up
+    return y.to(_TORCH[dtype]).numpy()
+
+
+def decode(data: np.ndarray, dtype: str) -> np.ndarray | Tensor:
+    """A stored array back in its dtype (bfloat16 bits as a torch tensor, zero-copy)."""
+    if dtype == "bfloat16":
+        return torch.from_numpy(data.view(np.int16)).view(torch.bfloat16)
+    return data
+
+
+def block_peak(block: np.ndarray, dtype: str) -> float:
+    """max |value| of a stored block (inf when a value overflowed the dtype)."""
+    if not block.size:
+        return 0.0
+    if dtype == "bfloat16":
+        values = decode(block, dtype)
+        return float(torch.maximum(values.max(), -values.min()))
+    return max(float(block.max()), -float(block.min()))
 
 
 class FeatureSink:
@@ -96,7 +146,7 @@ class FeatureSink:
     Args:
         path: target file; the format comes from its suffix.
         overwrite: replace an existing target.
-        dtype: 'float32' or 'float64' for `data`.
+        dtype: 'float32', 'float64', 'float16' or 'bfloat16' for `data`.
         chain_spec: the chain as `ChainSpec.to_dict()`, stored beside the data (None: '{}').
     """
 
@@ -115,7 +165,8 @@ class FeatureSink:
             raise UsageError(f"{self.path}: feature files end in .npz or .pt")
         self.format = suffix[1:]
         self.overwrite = overwrite
-        self.dtype = np.dtype(dtype)
+        self.data_dtype = dtype
+        self.dtype = np.dtype(_STORAGE[dtype])  # what the file holds
         self.chain_spec = chain_spec
         self.source: str | None = None
         self.axes: FeatureAxes | None = None
@@ -152,15 +203,20 @@ class FeatureSink:
     def write(self, y: Tensor) -> None:
         if y.shape[-1] == 0:
             return
-        block = y.detach().to("cpu").numpy().astype(self.dtype, copy=False)
+        block = encode(y, self.data_dtype)
         assert self._behind is not None
         self._behind.submit(self._write_block, block)  # written while the next is computed
         self.frames += y.shape[-1]
 
     def _write_block(self, block: np.ndarray) -> None:
         """In the writer thread: the block's peak, then its frames."""
-        if block.size:
-            self.peak = max(self.peak, float(block.max()), -float(block.min()))
+        self.peak = max(self.peak, block_peak(block, self.data_dtype))
+        if not math.isfinite(self.peak):  # the input was finite: the cast overflowed
+            raise ProcessingError(
+                f"{self.path}: a value beyond +-{FLOAT16_MAX:g}, the largest {self.data_dtype}; "
+                "write --subtype BFLOAT16 (float32's range) or FLOAT, or scale the features "
+                "(e.g. a db stage)"
+            )
         try:
             self._write_frames(block)
         except OSError as exc:
@@ -187,7 +243,9 @@ class FeatureSink:
         try:
             if self._behind is not None:
                 self._behind.close()  # the last block written (or its error raised)
-            meta = metadata(self.axes, self.frames, self.chain_spec, self.source)
+            meta = metadata(self.axes, self.frames, self.chain_spec, self.source, self.data_dtype)
+            if self.data_dtype == "bfloat16" and self.format == "npz":
+                meta["data_note"] = BFLOAT16_NOTE
             if isinstance(self._file, NpzStream):
                 self._file.finish(self.frames, meta)
                 final, self.tmp = self.tmp, None
@@ -195,7 +253,8 @@ class FeatureSink:
                 self._file.close()
                 fd, final = temp_beside(self.path)
                 os.close(fd)
-                _write_pt(final, self.tmp, (*self.shape, self.frames), self.dtype, meta)
+                shape = (*self.shape, self.frames)
+                _write_pt(final, self.tmp, shape, self.dtype, self.data_dtype, meta)
                 self.tmp.unlink(missing_ok=True)
             _place(final, self.path, self.overwrite)
         except OSError as exc:
@@ -223,14 +282,20 @@ class FeatureSink:
 
 
 def _write_pt(
-    target: Path, raw: Path, shape: tuple[int, ...], dtype: np.dtype, meta: dict[str, Any]
+    target: Path,
+    raw: Path,
+    shape: tuple[int, ...],
+    storage: np.dtype,
+    dtype: str,
+    meta: dict[str, Any],
 ) -> None:
     count = int(np.prod(shape))
     if count:
-        mapped = np.memmap(raw, dtype=dtype, mode="c", shape=tuple(reversed(shape)))
-        data = torch.from_numpy(mapped).permute(*reversed(range(len(shape))))
+        mapped = np.memmap(raw, dtype=storage, mode="c", shape=tuple(reversed(shape)))
+        data = torch.as_tensor(decode(mapped, dtype))
+        data = data.permute(*reversed(range(len(shape))))
     else:
-        data = torch.zeros(shape, dtype=torch.float64 if dtype == np.float64 else torch.float32)
+        data = torch.zeros(shape, dtype=_TORCH[dtype])
     payload: dict[str, Any] = {"data": data}
     for name, value in meta.items():
         if isinstance(value, np.ndarray):
@@ -263,15 +328,20 @@ def _place(tmp: Path, path: Path, overwrite: bool) -> None:
     tmp.unlink(missing_ok=True)
 
 
-def read_feature_file(path: str | Path) -> tuple[np.ndarray | Tensor, dict[str, Any]]:
-    """(data, metadata) from a .npz or .pt file written by `FeatureSink` or `save`."""
-    path = Path(path)
-    if path.suffix.lower() == ".pt":
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+def read_feature_file(
+    path: str | Path | BinaryIO, suffix: str | None = None
+) -> tuple[np.ndarray | Tensor, dict[str, Any]]:
+    """(data, metadata) from a .npz or .pt file written by `FeatureSink` or `save`, or from
+    an open binary file (a shard member) whose format `suffix` ('.npz', '.pt') names."""
+    if suffix is None:
+        suffix = Path(path).suffix  # type: ignore[arg-type]
+    source = str(path) if isinstance(path, str | Path) else path
+    if suffix.lower() == ".pt":
+        payload = torch.load(source, map_location="cpu", weights_only=True)
         data = payload.pop("data")
         meta = {k: (v.numpy() if isinstance(v, Tensor) else v) for k, v in payload.items()}
         return data, meta
-    with np.load(path, allow_pickle=False) as npz:
+    with np.load(source, allow_pickle=False) as npz:
         meta = {}
         for name in npz.files:
             if name == "data":
@@ -280,4 +350,4 @@ def read_feature_file(path: str | Path) -> tuple[np.ndarray | Tensor, dict[str, 
             meta[name] = value.item() if value.ndim == 0 else value
         data = npz["data"]
     meta["axes"] = [str(a) for a in meta["axes"]]
-    return data, meta
+    return decode(data, str(meta.get("data_dtype", data.dtype))), meta
