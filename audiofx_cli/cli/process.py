@@ -12,6 +12,7 @@ import typer
 from audiofx_cli.cli.common import DEBUG_HELP, exit_on_error, warn
 from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
+from audiofx_cli.io.urls import URLPath, check_writable, is_url, location
 
 HELP = """Process audio through a chain: one file with -o, many with --out-dir.
 
@@ -50,7 +51,7 @@ def _single(
     from audiofx_cli.io.pipes import spooled_stdin, stdout_target
 
     with ExitStack() as stack:
-        source = stack.enter_context(spooled_stdin()) if input == "-" else Path(input)
+        source = stack.enter_context(spooled_stdin()) if input == "-" else input
         if output == "-":
             if not file_type:
                 raise UsageError("writing to stdout needs -t TYPE (wav, flac, ...)")
@@ -59,7 +60,7 @@ def _single(
         else:
             if file_type and Path(output).suffix.lower() != f".{file_type.lower()}":
                 raise UsageError(f"-t {file_type} does not match the output name {output}")
-            target = Path(output)
+            target = output
         report = process_file(source, target, chain, **kwargs)
     shown = "-" if output == "-" else report.output
     if report.sanitized_samples:
@@ -133,19 +134,28 @@ def _batch(
         items = select_shard(items, *parse_shard(shard))
     features = bool(chain.stages) and chain.stages[-1].definition.family in FEATURE_FAMILIES
     chain_name = chain.name or Path(str(chain.source)).stem.removeprefix("preset:")
-    tasks = plan(items, Path(out_dir), name, chain_name, "npz" if features else None)
+    out_loc = location(out_dir)
+    tasks = plan(items, out_loc, name, chain_name, "npz" if features else None)
     from audiofx_cli.io.sinks import check_output  # imports torch
 
     for task in tasks:  # every output name must be writable before anything runs
-        check_output(task.output, kwargs.get("subtype"), kwargs["dither"])
-    try:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{out_dir}: cannot create output folder: {exc.strerror or exc}") from None
-    durations = {}
-    for task in tasks:
+        out = task.output if isinstance(task.output, Path) else Path(task.output.name)
+        check_output(out, kwargs.get("subtype"), kwargs["dither"])
+    if isinstance(out_loc, URLPath):
+        check_writable(out_loc)
+    else:
         try:
-            durations[str(task.input)] = sf.info(str(task.input)).duration
+            out_loc.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"{out_dir}: cannot create output folder: {exc.strerror or exc}"
+            ) from None
+    durations = {}
+    for task in tasks:  # for the progress bar; objects in a store count once processed
+        try:
+            durations[str(task.input)] = (
+                0.0 if isinstance(task.input, URLPath) else sf.info(str(task.input)).duration
+            )
         except Exception:
             durations[str(task.input)] = 0.0
     summary = BatchSummary(len(tasks))
@@ -155,7 +165,7 @@ def _batch(
 
             def on_result(result: Any) -> None:
                 summary.results.append(result)
-                progress.advance(result, durations.get(result.input, 0.0))
+                progress.advance(result, durations.get(result.input) or result.duration_s)
 
             run_batch(tasks, chain, options, jobs=jobs, executor=executor, on_result=on_result)
     except KeyboardInterrupt:
@@ -263,7 +273,8 @@ def process(
         if output is not None:
             if out_dir is not None:
                 raise UsageError("give -o OUT (one file) or --out-dir DIR (many), not both")
-            if len(inputs) != 1 or (inputs[0] != "-" and Path(inputs[0]).is_dir()):
+            single = inputs[0] if len(inputs) == 1 else "-"
+            if len(inputs) != 1 or (not is_url(single) and single != "-" and Path(single).is_dir()):
                 raise UsageError(
                     "-o names one output file; use --out-dir for folders and several inputs"
                 )
