@@ -427,6 +427,51 @@ def test_ray_executor_reads_and_writes_the_store(tmp_path, store, corpus, s3_env
         assert fs.cat_file(f"{bucket}/ray/{rel}") == (tmp_path / "l" / rel).read_bytes(), rel
 
 
+def test_a_killed_ray_worker_is_retried(tmp_path, store, s3_env, ray_cluster):
+    fs, bucket = store
+    src = _big_input(tmp_path)
+    report = tmp_path / "r.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "audiofx_cli",
+        "process",
+        str(src.parent),
+        "-c",
+        "rumble",
+        "--out-dir",
+        f"s3://{bucket}/retry/",
+        "--executor",
+        "ray",
+        "--json",
+        str(report),
+        "-q",
+    ]
+    env = {**os.environ, **s3_env, **ray_cluster}
+    with subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            deadline = time.monotonic() + 120
+            killed = False
+            while not killed and time.monotonic() < deadline and proc.poll() is None:
+                found = subprocess.run(
+                    ["pgrep", "-f", "ray::run_task"], capture_output=True, text=True
+                )
+                for pid in found.stdout.split():
+                    os.kill(int(pid), signal.SIGKILL)  # the worker dies mid-file
+                    killed = True
+                time.sleep(0.05)
+            code = proc.wait(180)
+        finally:
+            proc.kill()
+            _, stderr = proc.communicate()
+    assert killed, "the Ray worker was never seen running the file"
+    assert code == 0, stderr
+    (entry,) = json.loads(report.read_text())["files"]
+    assert entry["status"] == "ok"
+    assert fs.info(f"{bucket}/retry/long.wav")["size"] == src.stat().st_size
+    assert fs.list_multipart_uploads(bucket) == []
+
+
 def test_ray_data_map_batches_equals_process_file(tmp_path, store, corpus, s3_env, ray_cluster):
     pytest.importorskip("ray.data", reason="ray[data] not installed (pip install '.[dev]')")
     import ray

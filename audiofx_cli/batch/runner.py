@@ -87,8 +87,8 @@ def run_task(task: Task, spec: ChainSpec, options: BatchOptions) -> FileResult:
             result.status, result.error = "skipped", "output exists"
             return result
         _prepare_folder(task.output)
-        if options.skip_existing:
-            _remove_stale_temps(task.output)
+        if options.skip_existing or isinstance(task.output, URLPath):  # an object's unfinished
+            _remove_stale_temps(task.output)  # uploads are stale (or a retried Ray task's own)
         report = process_file(task.input, task.output, spec, **options.process_kwargs)
         result.duration_s = report.duration_s
         result.peak_dbfs = report.peak_dbfs
