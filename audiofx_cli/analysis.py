@@ -26,6 +26,7 @@ import numpy as np
 from audiofx_cli.dsp.loudness import LoudnessMeter, TruePeakMeter
 from audiofx_cli.errors import AudioReadError
 from audiofx_cli.io.audio import INT_BITS, AudioReader
+from audiofx_cli.io.urls import URLPath, fetched, location
 
 BLOCK_FRAMES = 1 << 16
 
@@ -73,12 +74,20 @@ def analyze_file(path: str | Path, block_frames: int = BLOCK_FRAMES) -> FileAnal
         >>> round(stats.lufs, 1), stats.clipped_samples      # doctest: +SKIP
         (-22.4, 0)
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioReadError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioReadError(f"{path}: is a folder, not an audio file")
-    with AudioReader(path) as reader:
+    loc = location(path)
+    if isinstance(loc, URLPath):
+        with fetched(loc) as local:
+            return _analyze(local, str(loc), block_frames)
+    if not loc.exists():
+        raise AudioReadError(f"{loc}: no such file")
+    if loc.is_dir():
+        raise AudioReadError(f"{loc}: is a folder, not an audio file")
+    return _analyze(loc, str(loc), block_frames)
+
+
+def _analyze(path: Path, name: str, block_frames: int) -> FileAnalysis:
+    """`analyze_file` on a local file; `name` is what the user named (a path or a URL)."""
+    with AudioReader(path, name=name) as reader:
         info = reader.info
         channels = info.channels
         bits = INT_BITS.get(info.subtype)
@@ -103,7 +112,7 @@ def analyze_file(path: str | Path, block_frames: int = BLOCK_FRAMES) -> FileAnal
             true_peak.update(planar)
     samples = frames * channels
     return FileAnalysis(
-        path=str(path),
+        path=name,
         format=info.format,
         subtype=info.subtype,
         sample_rate=info.sample_rate,

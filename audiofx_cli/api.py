@@ -5,7 +5,9 @@ from __future__ import annotations
 import glob
 import math
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,16 @@ from audiofx_cli.device import resolve_device, resolve_dtype
 from audiofx_cli.errors import ChainSpecError, OutputExistsError, ProcessingError, UsageError
 from audiofx_cli.io.audio import AudioReader
 from audiofx_cli.io.sinks import FileSink, check_output, make_sink
+from audiofx_cli.io.urls import (
+    Location,
+    URLPath,
+    check_writable,
+    exists,
+    fetched,
+    location,
+    object_info,
+    upload,
+)
 from audiofx_cli.stages.base import Chain
 from audiofx_cli.stream import StreamStats, run_chain
 
@@ -155,28 +167,41 @@ def _identity(path: Path) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _check_unchanged(path: Path, before: tuple[int, int, int], frames: int, read: int) -> None:
-    """The input must be the same file, unmodified, and fully read; else discard the output."""
+def _check_unchanged(
+    path: Path, before: tuple[int, int, int], frames: int, read: int, name: str
+) -> None:
+    """The input must be the same file, unmodified, and fully read; else discard the output.
+    `name` is the input as the user gave it (messages)."""
     try:
         after = _identity(path)
     except OSError:
         raise ProcessingError(
-            f"{path}: input vanished while it was processed; output discarded"
+            f"{name}: input vanished while it was processed; output discarded"
         ) from None
     if after != before:
-        raise ProcessingError(f"{path}: input changed while it was processed; output discarded")
+        raise ProcessingError(f"{name}: input changed while it was processed; output discarded")
     if frames >= 0 and read != frames:
         raise ProcessingError(
-            f"{path}: read {read} of {frames} frames (truncated or changing file); output discarded"
+            f"{name}: read {read} of {frames} frames (truncated or changing file); output discarded"
         )
 
 
-def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    """Refuse output == input (always), an existing output (unless overwrite), a missing folder.
+def check_output_path(input_path: Location, output_path: Location, overwrite: bool) -> None:
+    """Refuse output == input (always), an existing output (unless overwrite), a missing folder,
+    an output on a read-only URL scheme.
 
     Raises:
         OutputExistsError, UsageError
     """
+    if isinstance(output_path, URLPath):
+        check_writable(output_path)
+        if str(input_path) == str(output_path):
+            raise OutputExistsError(f"{output_path}: output is the input object")
+        if not overwrite and exists(output_path):
+            raise OutputExistsError(f"{output_path}: exists (use --overwrite to replace it)")
+        return
+    if isinstance(input_path, URLPath):
+        input_path = Path(os.devnull)  # never the same file as a local output
     if output_path.exists():
         if input_path.exists() and os.path.samefile(input_path, output_path):
             raise OutputExistsError(
@@ -237,41 +262,49 @@ def process_file(
         >>> report.clipped_samples                                   # doctest: +SKIP
         0
     """
-    input_path, output_path = Path(input), Path(output)
+    input_loc, output_loc = location(input), location(output)
     spec = as_spec(chain)
     torch_device = resolve_device(device)
     dtype = resolve_dtype(precision)
-    _check_request(input_path, output_path, chunk_seconds, subtype, overwrite, dither)
-    before = _identity(input_path)
-    with AudioReader(input_path) as reader:
-        info = reader.info
-        try:
-            check_rate(spec, info.sample_rate)
-        except ChainSpecError as exc:
-            raise exc.in_context(f"{input_path} ({info.sample_rate} Hz)") from None
-        built = build_chain(spec, info.sample_rate, fuse=fuse).to(dtype=dtype)
-        sink, fmt, out_subtype = make_sink(
-            output_path, info.subtype, subtype, overwrite, dither, spec.to_dict()
-        )
-        temps_before = _temporary_files(output_path)
-        try:
-            stats = _stream_file(reader, built, sink, chunk_seconds, torch_device, dtype, sanitize)
-            exact_length = not info.subtype.startswith("MPEG_")  # mp3 lengths are estimates
-            _check_unchanged(
-                input_path, before, info.frames if exact_length else -1, stats.frames_in
+    _check_request(input_loc, output_loc, chunk_seconds, subtype, overwrite, dither)
+    name = str(input_loc)
+    with ExitStack() as stack:
+        input_path = _local_input(stack, input_loc)
+        output_path = _local_output(stack, output_loc)
+        before = _identity(input_path)
+        with AudioReader(input_path, name=name) as reader:
+            info = reader.info
+            try:
+                check_rate(spec, info.sample_rate)
+            except ChainSpecError as exc:
+                raise exc.in_context(f"{name} ({info.sample_rate} Hz)") from None
+            built = build_chain(spec, info.sample_rate, fuse=fuse).to(dtype=dtype)
+            sink, fmt, out_subtype = make_sink(
+                output_path, info.subtype, subtype, overwrite, dither, spec.to_dict()
             )
-            sink.commit()
-        except ChainSpecError as exc:  # found while running: name the file too
-            _abort(sink, output_path, temps_before)
-            raise exc.in_context(
-                f"{input_path} ({info.channels} ch, {info.sample_rate} Hz)"
-            ) from None
-        except BaseException:
-            _abort(sink, output_path, temps_before)
-            raise
+            temps_before = _temporary_files(output_path)
+            try:
+                stats = _stream_file(
+                    reader, built, sink, chunk_seconds, torch_device, dtype, sanitize
+                )
+                exact_length = not info.subtype.startswith("MPEG_")  # mp3: estimated lengths
+                _check_unchanged(
+                    input_path, before, info.frames if exact_length else -1, stats.frames_in, name
+                )
+                sink.commit()
+            except ChainSpecError as exc:  # found while running: name the file too
+                _abort(sink, output_path, temps_before)
+                raise exc.in_context(
+                    f"{name} ({info.channels} ch, {info.sample_rate} Hz)"
+                ) from None
+            except BaseException:
+                _abort(sink, output_path, temps_before)
+                raise
+        if isinstance(output_loc, URLPath):
+            upload(output_path, output_loc, overwrite)
     return ProcessReport(
-        input=str(input_path),
-        output=str(output_path),
+        input=name,
+        output=str(output_loc),
         sample_rate=info.sample_rate,
         output_rate=stats.output_rate,
         channels=info.channels,
@@ -305,9 +338,24 @@ def _abort(sink: FileSink, output: Path, temps_before: set[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
+def _local_input(stack: ExitStack, loc: Location) -> Path:
+    """The file to read: a local path as it is, a URL's object copied to a spooled local file
+    (removed when `stack` closes)."""
+    return loc if isinstance(loc, Path) else stack.enter_context(fetched(loc))
+
+
+def _local_output(stack: ExitStack, loc: Location) -> Path:
+    """Where the sink writes: a local path as it is, for a URL a staging file (its name, so the
+    format follows the extension) uploaded once complete, removed when `stack` closes."""
+    if isinstance(loc, Path):
+        return loc
+    staging = stack.enter_context(tempfile.TemporaryDirectory(prefix="audiofx-upload-"))
+    return Path(staging) / loc.name
+
+
 def _check_request(
-    input_path: Path,
-    output_path: Path,
+    input_path: Location,
+    output_path: Location,
     chunk_seconds: float,
     subtype: str | None,
     overwrite: bool,
@@ -321,11 +369,19 @@ def _check_request(
     """
     if chunk_seconds <= 0 or not math.isfinite(chunk_seconds):
         raise UsageError(f"chunk length must be > 0 seconds, got {chunk_seconds}")
-    if not input_path.exists():
+    if isinstance(input_path, URLPath):
+        info = object_info(input_path)
+        if info is None:
+            raise UsageError(f"{input_path}: no such object")
+        if info.get("type") == "directory":
+            raise UsageError(f"{input_path}: is a folder (prefix); give an object")
+    elif not input_path.exists():
         raise UsageError(f"{input_path}: no such file")
-    if input_path.is_dir():
+    elif input_path.is_dir():
         raise UsageError(f"{input_path}: is a folder (give an audio file)")
-    check_output(output_path, subtype, dither)
+    check_output(
+        Path(output_path.name) if isinstance(output_path, URLPath) else output_path, subtype, dither
+    )
     check_output_path(input_path, output_path, overwrite)
 
 
@@ -355,6 +411,6 @@ def _stream_file(
         total_frames=info.frames,
         device=device,
         dtype=dtype,
-        name=reader.path,
+        name=reader.name,
         sanitize=sanitize,
     )

@@ -11,12 +11,13 @@ import glob
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import soundfile as sf
 
 from audiofx_cli.errors import UsageError
 from audiofx_cli.io.temp import TEMP_SUFFIX
+from audiofx_cli.io.urls import Location, URLPath, is_url, list_audio, location
 
 # Files with these names are taken even when libsndfile cannot open them, so a broken or fake
 # "x.wav" gets a reason in the report instead of vanishing from the batch.
@@ -43,8 +44,8 @@ AUDIO_EXTENSIONS = {
 class InputFile:
     """One input and where it sits relative to the folder or glob base it was found under."""
 
-    path: Path
-    relative: Path  # mirrors into --out-dir
+    path: Location  # a local Path, or a URLPath for an object in a store
+    relative: PurePosixPath | Path  # mirrors into --out-dir
     explicit: bool  # named on the command line (not found by a scan)
 
     @property
@@ -99,6 +100,9 @@ def discover(inputs: list[str], recursive: bool = False) -> list[InputFile]:
     """
     items: list[InputFile] = []
     for raw in inputs:
+        if is_url(raw):
+            items += _discover_url(raw, recursive)
+            continue
         path = Path(raw)
         if path.is_dir():
             walker = path.rglob("*") if recursive else path.glob("*")
@@ -120,8 +124,34 @@ def discover(inputs: list[str], recursive: bool = False) -> list[InputFile]:
             raise UsageError(f"{raw}: no such file or folder")
     unique: dict[str, InputFile] = {}
     for item in items:
-        unique.setdefault(os.path.abspath(item.path), item)
+        identity = str(item.path) if isinstance(item.path, URLPath) else os.path.abspath(item.path)
+        unique.setdefault(identity, item)
     return sorted(unique.values(), key=lambda item: (item.key, str(item.path)))
+
+
+def _discover_url(raw: str, recursive: bool) -> list[InputFile]:
+    """Objects under a URL prefix or glob, by extension (no header probing over the network);
+    a URL naming one object is taken as it is."""
+    url = location(raw)
+    assert isinstance(url, URLPath)
+    magic = glob.has_magic(raw)
+    if not magic and url.suffix.lower() in AUDIO_EXTENSIONS:
+        return [InputFile(url, PurePosixPath(url.name), explicit=True)]
+    found = list_audio(url, recursive, AUDIO_EXTENSIONS)
+    base = url if not magic else _url_glob_base(url)
+    if not found:
+        hint = "" if recursive or magic else " (use --recursive for sub-folders)"
+        raise UsageError(f"{raw}: no audio objects under this prefix{hint}")
+    return [InputFile(u, u.relative_to(base), explicit=False) for u in found]
+
+
+def _url_glob_base(url: URLPath) -> URLPath:
+    fixed: list[str] = []
+    for part in url.key.parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return URLPath(url.scheme, PurePosixPath(*fixed))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from audiofx_cli.batch.inputs import InputFile
 from audiofx_cli.errors import UsageError
+from audiofx_cli.io.urls import Location, URLPath
 
 NAME_FIELDS = ("stem", "ext", "chain", "parent")
 DEFAULT_NAME = "{stem}.{ext}"
@@ -22,8 +23,8 @@ DEFAULT_NAME = "{stem}.{ext}"
 class Task:
     """One file of a batch."""
 
-    input: Path
-    output: Path
+    input: Location
+    output: Location
 
 
 def check_template(template: str) -> None:
@@ -45,9 +46,8 @@ def check_template(template: str) -> None:
 
 def output_name(template: str, item: InputFile, chain_name: str, default_ext: str | None) -> str:
     ext = default_ext or item.path.suffix.lstrip(".") or "wav"
-    name = template.format(
-        stem=item.path.stem, ext=ext, chain=chain_name, parent=item.path.resolve().parent.name
-    )
+    parent = item.path.parent if isinstance(item.path, URLPath) else item.path.resolve().parent
+    name = template.format(stem=item.path.stem, ext=ext, chain=chain_name, parent=parent.name)
     if not Path(name).suffix:
         raise UsageError(
             f"--name '{template}' gives '{name}', which has no extension (the "
@@ -56,9 +56,16 @@ def output_name(template: str, item: InputFile, chain_name: str, default_ext: st
     return name
 
 
+def _identity(loc: Location) -> str:
+    """What makes two locations the same: the URL, or the real local path."""
+    if isinstance(loc, URLPath):
+        return str(loc)
+    return os.path.normcase(os.path.realpath(loc))
+
+
 def plan(
     items: list[InputFile],
-    out_dir: Path,
+    out_dir: Location,
     template: str = DEFAULT_NAME,
     chain_name: str = "chain",
     default_ext: str | None = None,
@@ -74,18 +81,18 @@ def plan(
     """
     check_template(template)
     tasks: list[Task] = []
-    by_output: dict[str, Path] = {}
-    inputs = {os.path.realpath(item.path) for item in items}
+    by_output: dict[str, Location] = {}
+    inputs = {_identity(item.path) for item in items}
     for item in items:
         name = output_name(template, item, chain_name, default_ext)
         output = out_dir / item.relative.parent / name
-        key = os.path.normcase(os.path.abspath(output))
+        key = _identity(output)
         if key in by_output:
             raise UsageError(
                 f"{by_output[key]} and {item.path} would both be written to "
                 f"{output}; use --name with {{parent}} or keep folders apart"
             )
-        if os.path.realpath(output) in inputs:
+        if key in inputs:
             raise UsageError(
                 f"{output} would overwrite an input; choose another --out-dir or --name"
             )

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 
 from audiofx_cli.batch.inputs import TEMP_SUFFIX
 from audiofx_cli.batch.plan import Task
 from audiofx_cli.chain.spec import ChainSpec
 from audiofx_cli.errors import AudiofxError, UsageError
+from audiofx_cli.io.urls import Location, URLPath, abort_stale_uploads, exists
 
 EXECUTORS = ("local", "ray")
 RAY_STOP_TIMEOUT_S = 30.0  # how long Ctrl-C waits for cancelled Ray tasks to clean up
@@ -56,8 +56,12 @@ class BatchOptions:
     skip_existing: bool = False
 
 
-def _remove_stale_temps(output: Path) -> None:
-    """Temporary files a killed run left for this output (resume only)."""
+def _remove_stale_temps(output: Location) -> None:
+    """Temporary files (or, in an object store, unfinished multipart uploads) a killed run left
+    for this output (resume only)."""
+    if isinstance(output, URLPath):
+        abort_stale_uploads([output])
+        return
     for stale in output.parent.glob(f".{output.name}.*{TEMP_SUFFIX}"):
         stale.unlink(missing_ok=True)
 
@@ -85,6 +89,18 @@ def _stop_worker(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
 
+def _prepare_folder(output: Location) -> None:
+    """Create a local output's folder (object stores have none to create)."""
+    if isinstance(output, URLPath):
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudiofxError(
+            f"{output.parent}: cannot create output folder: {exc.strerror or exc}"
+        ) from None
+
+
 def run_task(task: Task, spec: ChainSpec, options: BatchOptions) -> FileResult:
     """Process one file; every error becomes a failed FileResult (KeyboardInterrupt excepted)."""
     from audiofx_cli.api import process_file  # torch, in the worker
@@ -95,17 +111,12 @@ def run_task(task: Task, spec: ChainSpec, options: BatchOptions) -> FileResult:
     start = time.perf_counter()
     _worker.busy = True
     try:
-        if task.output.exists() and options.skip_existing:
+        if options.skip_existing and exists(task.output):
             result.status, result.error = "skipped", "output exists"
             return result
-        try:
-            task.output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise AudiofxError(
-                f"{task.output.parent}: cannot create output folder: {exc.strerror or exc}"
-            ) from None
-        if options.skip_existing:
-            _remove_stale_temps(task.output)
+        _prepare_folder(task.output)
+        if options.skip_existing or isinstance(task.output, URLPath):  # an object's unfinished
+            _remove_stale_temps(task.output)  # uploads are stale (or a retried Ray task's own)
         report = process_file(task.input, task.output, spec, **options.process_kwargs)
         result.duration_s = report.duration_s
         result.peak_dbfs = report.peak_dbfs

@@ -24,6 +24,7 @@ from audiofx_cli.chain.learn import LEARN_KEY, parse_learn
 from audiofx_cli.chain.params import REQUIRED, StageDef
 from audiofx_cli.chain.registry import get_stage, registry, suggest
 from audiofx_cli.errors import ChainSpecError, ParamError, UsageError
+from audiofx_cli.io.urls import URLPath, is_url, location, read_text
 
 TOP_LEVEL_KEYS = ("name", "description", "stages")
 PRESET_SUFFIX = ".yaml"
@@ -90,6 +91,9 @@ class ChainSpec:
             out["description"] = self.description
         out["stages"] = [s.to_dict() for s in self.stages]
         return out
+
+
+MAX_CHAIN_URL_BYTES = 1 << 20  # a chain read from a URL (s3://configs/chain.yaml)
 
 
 # ---------------------------------------------------------------------------- presets
@@ -327,6 +331,10 @@ def load_spec(chain: str | Path) -> ChainSpec:
         >>> [s.name for s in spec.stages][:2]
         ['highpass', 'peaking']
     """
+    if is_url(chain):  # files the chain names resolve from the current folder
+        url = location(chain)
+        assert isinstance(url, URLPath)
+        return parse_spec(read_text(url, MAX_CHAIN_URL_BYTES), source=str(url))
     path, label = resolve_chain(chain)
     try:
         text = path.read_text(encoding="utf-8")

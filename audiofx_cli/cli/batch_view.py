@@ -22,20 +22,24 @@ class _SpeedColumn(ProgressColumn):
     """Audio processed so far and speed in x real time."""
 
     def render(self, task: Task) -> Text:
-        audio_h = task.completed / 3600
+        audio_s = float(task.fields.get("audio_s", 0.0))
+        audio_h = audio_s / 3600
         elapsed = task.elapsed or 0.0
-        speed = task.completed / elapsed if elapsed > 0 else 0.0
+        speed = audio_s / elapsed if elapsed > 0 else 0.0
         return Text(f"{audio_h:.3f} h audio, {speed:.0f}x real time")
 
 
 class BatchProgress:
-    """Files done / total, audio hours processed, speed and ETA (ETA by audio duration)."""
+    """Files done / total, audio hours processed, speed and ETA (ETA by audio duration, or by
+    files where durations are not known beforehand: objects in a store)."""
 
     def __init__(self, total_files: int, total_audio_s: float, quiet: bool) -> None:
         self.console = Console(stderr=True)
         self.quiet = quiet
         self.total_files = total_files
         self.done = 0
+        self.audio_s = 0.0
+        self.by_audio = total_audio_s > 0  # else the bar counts files
         self.progress = Progress(
             TextColumn("{task.fields[files]}"),
             BarColumn(),
@@ -47,7 +51,10 @@ class BatchProgress:
             transient=False,
         )
         self.task = self.progress.add_task(
-            "batch", total=max(total_audio_s, 1e-9), files=self._files_text()
+            "batch",
+            total=total_audio_s if self.by_audio else max(total_files, 1),
+            files=self._files_text(),
+            audio_s=0.0,
         )
 
     def _files_text(self) -> str:
@@ -62,7 +69,13 @@ class BatchProgress:
 
     def advance(self, result: FileResult, audio_s: float) -> None:
         self.done += 1
-        self.progress.update(self.task, advance=audio_s, files=self._files_text())
+        self.audio_s += audio_s
+        self.progress.update(
+            self.task,
+            advance=audio_s if self.by_audio else 1,
+            files=self._files_text(),
+            audio_s=self.audio_s,
+        )
 
 
 def print_summary(summary: BatchSummary, quiet: bool) -> None:

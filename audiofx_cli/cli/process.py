@@ -12,6 +12,7 @@ import typer
 from audiofx_cli.cli.common import DEBUG_HELP, NoServer, exit_on_error, warn
 from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
+from audiofx_cli.io.urls import URLPath, check_writable, is_url, location
 
 HELP = """Process audio through a chain: one file with -o, many with --out-dir.
 
@@ -115,7 +116,7 @@ def _process_single(
     from audiofx_cli.io.pipes import spooled_stdin, stdout_target
 
     with ExitStack() as stack:
-        source = stack.enter_context(spooled_stdin()) if input == "-" else Path(input)
+        source = stack.enter_context(spooled_stdin()) if input == "-" else input
         if output == "-":
             if not file_type:
                 raise UsageError("writing to stdout needs -t TYPE (wav, flac, ...)")
@@ -124,7 +125,7 @@ def _process_single(
         else:
             if file_type and Path(output).suffix.lower() != f".{file_type.lower()}":
                 raise UsageError(f"-t {file_type} does not match the output name {output}")
-            target = Path(output)
+            target = output
         return process_file(source, target, chain, **kwargs)
 
 
@@ -154,15 +155,22 @@ def _batch(
         items = select_shard(items, *parse_shard(shard))
     features = bool(chain.stages) and chain.stages[-1].definition.family in FEATURE_FAMILIES
     chain_name = chain.name or Path(str(chain.source)).stem.removeprefix("preset:")
-    tasks = plan(items, Path(out_dir), name, chain_name, "npz" if features else None)
+    out_loc = location(out_dir)
+    tasks = plan(items, out_loc, name, chain_name, "npz" if features else None)
     from audiofx_cli.io.sinks import check_output  # imports torch
 
     for task in tasks:  # every output name must be writable before anything runs
-        check_output(task.output, kwargs.get("subtype"), kwargs["dither"])
-    try:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{out_dir}: cannot create output folder: {exc.strerror or exc}") from None
+        out = task.output if isinstance(task.output, Path) else Path(task.output.name)
+        check_output(out, kwargs.get("subtype"), kwargs["dither"])
+    if isinstance(out_loc, URLPath):
+        check_writable(out_loc)
+    else:
+        try:
+            out_loc.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"{out_dir}: cannot create output folder: {exc.strerror or exc}"
+            ) from None
     options = BatchOptions(process_kwargs=kwargs, skip_existing=skip_existing)
     return _run_tasks(
         tasks,
@@ -192,9 +200,11 @@ def _run_tasks(
     from audiofx_cli.cli.batch_view import BatchProgress, print_summary
 
     durations = {}
-    for task in tasks:
+    for task in tasks:  # for the progress bar; objects in a store count once processed
         try:
-            durations[str(task.input)] = sf.info(str(task.input)).duration
+            durations[str(task.input)] = (
+                0.0 if isinstance(task.input, URLPath) else sf.info(str(task.input)).duration
+            )
         except Exception:
             durations[str(task.input)] = 0.0
     summary = BatchSummary(len(tasks))
@@ -203,7 +213,7 @@ def _run_tasks(
 
             def on_result(result: Any) -> None:
                 summary.results.append(result)
-                progress.advance(result, durations.get(result.input, 0.0))
+                progress.advance(result, durations.get(result.input) or result.duration_s)
 
             run(on_result)
     except KeyboardInterrupt:
@@ -375,7 +385,8 @@ def process(
         if output is not None:
             if out_dir is not None:
                 raise UsageError("give -o OUT (one file) or --out-dir DIR (many), not both")
-            if len(inputs) != 1 or (inputs[0] != "-" and Path(inputs[0]).is_dir()):
+            single = inputs[0] if len(inputs) == 1 else "-"
+            if len(inputs) != 1 or (not is_url(single) and single != "-" and Path(single).is_dir()):
                 raise UsageError(
                     "-o names one output file; use --out-dir for folders and several inputs"
                 )

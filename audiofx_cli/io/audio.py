@@ -71,14 +71,15 @@ class AudioReader:
         AudioReadError: the file cannot be opened or decoded.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, name: str | None = None) -> None:
         self.path = str(path)
+        self.name = name or self.path  # in messages and `info.path` (a URL read from a copy)
         try:
             self._file = sf.SoundFile(self.path, "r")
         except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as exc:
-            raise AudioReadError(f"{self.path}: cannot read audio: {_reason(exc)}") from None
+            raise AudioReadError(f"{self.name}: cannot read audio: {_reason(exc)}") from None
         f = self._file
-        self.info = AudioInfo(self.path, f.samplerate, f.channels, f.frames, f.format, f.subtype)
+        self.info = AudioInfo(self.name, f.samplerate, f.channels, f.frames, f.format, f.subtype)
 
     def blocks(self, frames: int, dtype: str = "float32") -> Iterator[np.ndarray]:
         """Yield (frames, channels) arrays until the end of the file."""
@@ -86,7 +87,7 @@ class AudioReader:
             try:
                 block = self._file.read(frames, dtype=dtype, always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
-                raise AudioReadError(f"{self.path}: read failed: {_reason(exc)}") from None
+                raise AudioReadError(f"{self.name}: read failed: {_reason(exc)}") from None
             if block.shape[0] == 0:
                 return
             yield block
