@@ -32,7 +32,7 @@ from audiofx_cli.io.urls import (
     object_info,
     upload,
 )
-from audiofx_cli.stages.base import Chain
+from audiofx_cli.stages.base import Chain, Stage
 from audiofx_cli.stream import StreamStats, run_chain
 
 DEFAULT_CHUNK_SECONDS = 10.0
@@ -279,17 +279,24 @@ def process_file(
             except ChainSpecError as exc:
                 raise exc.in_context(f"{name} ({info.sample_rate} Hz)") from None
             built = build_chain(spec, info.sample_rate, fuse=fuse).to(dtype=dtype)
+            inexact = info.subtype.startswith("MPEG_")  # mp3 lengths are estimates
+            known = not inexact and reader.length_verified()  # the header's length is true
             sink, fmt, out_subtype = make_sink(
-                output_path, info.subtype, subtype, overwrite, dither, spec.to_dict()
+                output_path,
+                info.subtype,
+                subtype,
+                overwrite,
+                dither,
+                spec.to_dict(),
+                expected_frames=output_frames(built, info.frames) if known else None,
             )
             temps_before = _temporary_files(output_path)
             try:
                 stats = _stream_file(
                     reader, built, sink, chunk_seconds, torch_device, dtype, sanitize
                 )
-                exact_length = not info.subtype.startswith("MPEG_")  # mp3: estimated lengths
                 _check_unchanged(
-                    input_path, before, info.frames if exact_length else -1, stats.frames_in, name
+                    input_path, before, -1 if inexact else info.frames, stats.frames_in, name
                 )
                 sink.commit()
             except ChainSpecError as exc:  # found while running: name the file too
@@ -351,6 +358,16 @@ def _local_output(stack: ExitStack, loc: Location) -> Path:
         return loc
     staging = stack.enter_context(tempfile.TemporaryDirectory(prefix="audiofx-upload-"))
     return Path(staging) / loc.name
+
+
+def output_frames(chain: Chain, frames: int | None) -> int | None:
+    """The length of `chain`'s output for an input of `frames` (None when unknown)."""
+    for stage in chain:
+        if frames is None:
+            return None
+        if isinstance(stage, Stage):
+            frames = stage.output_frames(frames)
+    return frames
 
 
 def _check_request(

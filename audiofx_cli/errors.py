@@ -13,6 +13,18 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def short_text(value: object, limit: int = 60) -> str:
+    """`value` as text for a one-line message: control characters escaped, at most `limit`
+    characters (a long value is cut and its length given)."""
+    text = value if isinstance(value, str) else repr(value)
+    if text.isprintable() and len(text) <= limit:
+        return text
+    escaped = text[: limit + 1].encode("unicode_escape").decode("ascii")
+    if len(text) > limit or len(escaped) > limit:
+        return f"{escaped[:limit]}... ({len(text):,} characters)"
+    return escaped
+
+
 class AudiofxError(Exception):
     """Base class of every error audiofx raises on purpose. Processing failed: exit 1."""
 

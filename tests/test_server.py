@@ -39,17 +39,32 @@ def make_env(folder: Path, mode: str = "on", **extra: str) -> dict[str, str]:
     return {**os.environ, "AUDIOFX_SERVER_DIR": str(folder), "AUDIOFX_SERVER": mode, **extra}
 
 
+# Every command runs outside the source tree unless a test says where: `python -m audiofx_cli`
+# started in the checkout imports the checkout's package, started elsewhere the installed one,
+# and a server and a client that run different installs (CI installs non-editable) decline.
+NEUTRAL_CWD = Path(tempfile.gettempdir())
+
+
 def cli(
     args: list[str], env: dict[str, str], cwd: Path | None = None, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*CLI, *args], env=env, cwd=cwd, input=stdin, capture_output=True, timeout=300
+        [*CLI, *args],
+        env=env,
+        cwd=cwd or NEUTRAL_CWD,
+        input=stdin,
+        capture_output=True,
+        timeout=300,
     )
 
 
 def spawn(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [*CLI, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*CLI, *args],
+        env=env,
+        cwd=cwd or NEUTRAL_CWD,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 

@@ -51,7 +51,10 @@ def error_of(text: str, rate: float | None = None) -> str:
             "stages:\n  - highpass: {cutoff_hz: 100, type: butter}\n",
             "key 'type': must be one of butterworth | chebyshev1",
         ),
-        ("stages:\n  - peaking: {freq_hz: 100, gain_db: 1, q: 0}\n", "key 'q': must be > 0, got 0"),
+        (
+            "stages:\n  - peaking: {freq_hz: 100, gain_db: 1, q: 0}\n",
+            "key 'q': must be >= 0.001, got 0",
+        ),
         (
             "stages:\n  - bandpass: {low_hz: 500, high_hz: 300}\n",
             "key 'high_hz': must be above low_hz (500 Hz), got 300",

@@ -2,7 +2,8 @@
 
 Inside folders and globs, audio files are the ones libsndfile can open (a header probe), plus
 files with an audio extension (a fake or broken "x.wav" then fails with a reason in the report
-instead of vanishing). Files named explicitly are always taken. Torch-free.
+instead of vanishing). Files named explicitly are always taken; one that is not a regular file (a
+FIFO, a device) then fails with its reason, it is never opened for probing. Torch-free.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path, PurePosixPath
 
 import soundfile as sf
 
-from audiofx_cli.errors import UsageError
+from audiofx_cli.errors import AudiofxError, UsageError
+from audiofx_cli.io.audio import AudioReader
 from audiofx_cli.io.temp import TEMP_SUFFIX
 from audiofx_cli.io.urls import Location, URLPath, is_url, list_audio, location
 
@@ -61,6 +63,17 @@ def is_audio(path: Path) -> bool:
     except Exception:
         return False
     return True
+
+
+def duration_s(path: Path) -> float:
+    """The duration libsndfile reads in the header of a regular file; 0 for anything else (a
+    FIFO or device named as an input is never opened here: it fails with its reason when
+    processed)."""
+    try:
+        with AudioReader(path) as reader:
+            return reader.info.duration_s
+    except AudiofxError:
+        return 0.0
 
 
 def _hidden(path: Path) -> bool:

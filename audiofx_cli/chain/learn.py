@@ -23,7 +23,7 @@ LEARN_KEY = "learn"
 BUTTERWORTH_TYPES = ("butterworth", "linkwitz_riley")
 FREQ_FLOOR = 1e-5  # lowest learnt frequency, as a fraction of the sample rate (0.48 Hz at 48k)
 NYQUIST_MARGIN = 1e-4  # learnt frequencies stay below (1 - this) x Nyquist
-Q_FLOOR = 1e-2  # lowest learnt q (the declared range is open at 0)
+Q_FLOOR = 1e-2  # lowest learnt q (a chain file may declare down to filters.MIN_Q)
 
 
 def supported_text() -> str:
@@ -135,8 +135,8 @@ def bounds(stage: Any, sample_rate: float) -> dict[str, Any]:
         low, high = param.low, param.high
         if param.below_nyquist:
             low, high = max(low, FREQ_FLOOR * rate), rate / 2 * (1 - NYQUIST_MARGIN)
-        elif log and low is not None and low <= 0:
-            low = Q_FLOOR
+        elif key == "q":
+            low = max(low or 0.0, Q_FLOOR)
         assert low is not None and high is not None  # every learnable key declares its range
         out[key] = Bounds(low, high, log, param.unit)
     if "low_hz" in out and "high_hz" not in out:  # a band's edges stay in order

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from audiofx_cli.errors import ParamError
+from audiofx_cli.errors import ParamError, short_text
 
 REQUIRED: Any = object()  # sentinel: the key must be given
 
@@ -34,7 +34,9 @@ def describe_value(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (boolean)"
     if isinstance(value, str):
-        return f"'{value}' (string)"
+        return f"'{short_text(value)}' (string)"
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"{short_text(str(value), 20)}"
     if isinstance(value, (int, float)):
         return _fmt(value)
     if isinstance(value, list):
@@ -44,12 +46,33 @@ def describe_value(value: Any) -> str:
     return type(value).__name__
 
 
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_a_number(value: Any, key: str) -> ParamError:
+    """'expected a number' with what to write instead."""
+    if isinstance(value, str) and _looks_numeric(value):
+        hint = "; write numbers without quotes"
+    else:
+        hint = "; write e.g. 80, -3.5, 1e-3 or 2.4e4"
+    return ParamError(key, f"expected a number, got {describe_value(value)}{hint}")
+
+
 def _number(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParamError(key, f"expected a number, got {describe_value(value)}")
-    if not math.isfinite(value):
-        raise ParamError(key, f"must be a finite number, got {value}")
-    return float(value)
+        raise _not_a_number(value, key)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ParamError(key, f"must be a finite number, got {describe_value(value)}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -235,6 +258,29 @@ class Param:
                     f"must be below Nyquist ({_fmt(nyquist)} Hz at {_fmt(sample_rate)} Hz), "
                     f"got {_fmt(v)} Hz",
                 )
+
+
+MAX_GENERATED_FRAMES = 1 << 27  # frames a stage may make at once per channel (pads, tails)
+
+
+def check_generated_frames(key: str, seconds: float, sample_rate: float | None, what: str) -> None:
+    """Refuse `seconds` of `what` (silence or a tail a stage makes in one block) that come to
+    more than `MAX_GENERATED_FRAMES` frames at `sample_rate` (512 MiB per channel as float32:
+    46 min at 48 kHz, 11 min at 192 kHz). Nothing is checked while the rate is unknown.
+
+    Raises:
+        ParamError: with the frames and the memory they would take.
+    """
+    if sample_rate is None:
+        return
+    frames = round(seconds * sample_rate)
+    if frames > MAX_GENERATED_FRAMES:
+        raise ParamError(
+            key,
+            f"{what} of {_fmt(seconds)} s is {frames:,} frames at {_fmt(sample_rate)} Hz "
+            f"({frames * 4 / (1 << 30):,.1f} GiB per channel as float32, made at once); at most "
+            f"{MAX_GENERATED_FRAMES:,} frames ({MAX_GENERATED_FRAMES / sample_rate:,.0f} s here)",
+        )
 
 
 Check = Callable[[dict[str, Any], float | None], None]

@@ -9,6 +9,12 @@
 Validation happens in two steps: `parse_spec` checks everything that does not depend on the
 sample rate (names, keys, types, static ranges); `check_rate` checks what does (Nyquist), once
 the input's rate is known. Torch is never imported here.
+
+Numbers follow the YAML 1.2 core schema (`1e-3`, `8e1`, `+5`, `.5` are numbers; see
+`parse_scalar`, the function inline options should use too). Limits, each refused with one line
+before the work it would cause: a chain file is at most `MAX_CHAIN_BYTES`; with aliases followed
+it has at most `chain.yaml_core.MAX_YAML_NODES` nodes and `MAX_YAML_DEPTH` levels, at most
+`MAX_STAGES` stages in all and `parallel` nested at most `MAX_NESTING` deep.
 """
 
 from __future__ import annotations
@@ -23,11 +29,17 @@ import yaml
 from audiofx_cli.chain.learn import LEARN_KEY, parse_learn
 from audiofx_cli.chain.params import REQUIRED, StageDef
 from audiofx_cli.chain.registry import get_stage, registry, suggest
-from audiofx_cli.errors import ChainSpecError, ParamError, UsageError
+from audiofx_cli.chain.yaml_core import ChainDumper, ChainLoader, check_document_size
+from audiofx_cli.chain.yaml_core import parse_scalar as parse_scalar  # public: inline options
+from audiofx_cli.errors import ChainSpecError, ParamError, UsageError, short_text
+from audiofx_cli.io.chain_files import MAX_CHAIN_FILE_SAMPLES, file_samples, read_text_file
 from audiofx_cli.io.urls import URLPath, is_url, location, read_text
 
 TOP_LEVEL_KEYS = ("name", "description", "stages")
 PRESET_SUFFIX = ".yaml"
+MAX_CHAIN_BYTES = 1 << 20  # a chain file is read only up to 1 MiB
+MAX_STAGES = 1_000  # stages in a chain, those inside parallel branches included
+MAX_NESTING = 8  # parallel inside parallel ... at most this deep
 _PLAIN_TAGS = {
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
 }
@@ -93,9 +105,6 @@ class ChainSpec:
         return out
 
 
-MAX_CHAIN_URL_BYTES = 1 << 20  # a chain read from a URL (s3://configs/chain.yaml)
-
-
 # ---------------------------------------------------------------------------- presets
 def presets_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "presets"
@@ -133,14 +142,21 @@ class _Parser:
         self.text = text
         self.source = source
         self.base_dir = base_dir
-        self.loader = yaml.SafeLoader(text)
+        self.loader = ChainLoader(text)
+        self.stage_count = 0
+        self.file_samples = 0  # taps and IR samples of the files named so far
 
     def fail(self, node: yaml.Node | None, message: str, **where: Any) -> ChainSpecError:
         line, column = _mark(node)
         return ChainSpecError(message, source=self.source, line=line, column=column, **where)
 
     def value(self, node: yaml.Node) -> Any:
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            raise self.fail(node, f"invalid YAML: {exc.problem or exc.context}") from None
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:  # e.g. `!!binary %`
+            raise self.fail(node, f"invalid YAML value: {short_text(str(exc))}") from None
 
     def mapping(
         self, node: yaml.MappingNode, **where: Any
@@ -149,15 +165,16 @@ class _Parser:
         for key_node, value_node in node.value:
             key = self.value(key_node)
             if not isinstance(key, str):
-                raise self.fail(key_node, f"keys must be strings, got {key!r}", **where)
+                raise self.fail(key_node, f"keys must be strings, got {short_text(key)}", **where)
             if key in seen:
-                raise self.fail(key_node, f"duplicate key '{key}'", **where)
+                raise self.fail(key_node, f"duplicate key '{short_text(key)}'", **where)
             seen.add(key)
             items.append((key, key_node, value_node))
         return items
 
     def parse(self) -> ChainSpec:
         try:
+            check_document_size(self.text, self.source)
             root = self.loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -167,8 +184,19 @@ class _Parser:
             raise ChainSpecError(
                 f"invalid YAML: {problem}", source=self.source, line=line, column=column
             ) from None
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+            before = self.text[: exc.position]
+            line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+            raise ChainSpecError(
+                f"invalid YAML: character {short_text(chr(exc.character))} "
+                f"(#x{exc.character:04x}) is not allowed",
+                source=self.source,
+                line=line,
+                column=column,
+            ) from None
         except yaml.YAMLError as exc:
-            raise ChainSpecError(f"invalid YAML: {exc}", source=self.source) from None
+            message = short_text(" ".join(str(exc).split()), 200)
+            raise ChainSpecError(f"invalid YAML: {message}", source=self.source) from None
         if root is None:
             raise ChainSpecError("the chain file is empty (expected 'stages:')", source=self.source)
         self.check_tags(root)
@@ -182,7 +210,7 @@ class _Parser:
                     hint = suggest(key, list(TOP_LEVEL_KEYS))
                     raise self.fail(
                         key_node,
-                        f"unknown top-level key '{key}'{hint}; allowed: "
+                        f"unknown top-level key '{short_text(key)}'{hint}; allowed: "
                         + ", ".join(TOP_LEVEL_KEYS),
                     )
                 found[key] = value_node
@@ -215,14 +243,21 @@ class _Parser:
                 self.check_tags(key)
                 self.check_tags(value)
 
-    def stage_list(self, node: yaml.Node, prefix: str) -> list[StageSpec]:
+    def stage_list(self, node: yaml.Node, prefix: str, nesting: int = 0) -> list[StageSpec]:
         if isinstance(node, yaml.ScalarNode) and self.value(node) is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, f"{prefix or 'stages'} must be a list of stages")
-        return [self.stage(item, f"{prefix}stage {i}") for i, item in enumerate(node.value, 1)]
+        return [
+            self.stage(item, f"{prefix}stage {i}", nesting) for i, item in enumerate(node.value, 1)
+        ]
 
-    def stage(self, node: yaml.Node, label: str) -> StageSpec:
+    def stage(self, node: yaml.Node, label: str, nesting: int = 0) -> StageSpec:
+        self.stage_count += 1
+        if self.stage_count > MAX_STAGES:
+            raise self.fail(
+                node, f"{label}: more than {MAX_STAGES} stages in the chain (aliases followed)"
+            )
         params_node: yaml.Node | None = None
         if isinstance(node, yaml.ScalarNode):
             name = self.value(node)
@@ -235,12 +270,13 @@ class _Parser:
                 node, f"{label}: each stage is 'name' or a one-key mapping 'name: {{params}}'"
             )
         if not isinstance(name, str):
-            raise self.fail(name_node, f"{label}: stage name must be text, got {name!r}")
+            raise self.fail(name_node, f"{label}: stage name must be text, got {short_text(name)}")
         stage_def = get_stage(name)
         if stage_def is None:
             raise self.fail(
                 name_node,
-                f"unknown stage '{name}'{suggest(name)}; `audiofx stages` lists them",
+                f"unknown stage '{short_text(name)}'{suggest(name[:100])}; "
+                "`audiofx stages` lists them",
                 stage=label,
             )
         label = f"{label} '{name}'"
@@ -254,14 +290,16 @@ class _Parser:
             if not isinstance(params_node, yaml.MappingNode):
                 raise spec.error(None, "parameters must be a mapping {key: value}")
             for key, key_node, value_node in self.mapping(params_node, stage=label):
-                spec.key_marks[key] = _mark(key_node)
+                spec.key_marks[key] = spec.key_marks[short_text(key)] = _mark(key_node)
                 if key == LEARN_KEY and stage_def.param(key) is None:
                     learn_node = value_node
                     continue
                 if stage_def.param(key) is None:
                     allowed = ", ".join(p.name for p in stage_def.params)
-                    hint = suggest(key, [p.name for p in stage_def.params])
-                    raise spec.error(key, f"unknown key{hint}; '{name}' takes: {allowed}")
+                    hint = suggest(key[:100], [p.name for p in stage_def.params])
+                    raise spec.error(
+                        short_text(key), f"unknown key{hint}; '{name}' takes: {allowed}"
+                    )
                 raw[key] = (None, value_node)
         spec.given = tuple(raw)
         for param in stage_def.params:
@@ -276,7 +314,11 @@ class _Parser:
                 continue
             value_node = raw[param.name][1]
             if param.kind == "branches":
-                spec.params[param.name] = self.branches(value_node, spec)
+                if nesting >= MAX_NESTING:
+                    raise spec.error(
+                        param.name, f"parallel stages nested more than {MAX_NESTING} deep"
+                    )
+                spec.params[param.name] = self.branches(value_node, spec, nesting + 1)
                 continue
             try:
                 value = param.coerce(self.value(value_node))
@@ -291,20 +333,37 @@ class _Parser:
             spec.params[param.name] = value
         try:
             stage_def.check(spec.params, None)
+            self.count_file_samples(stage_def, spec)
         except ParamError as exc:
             raise spec.error(exc.key, exc.message) from None
         if learn_node is not None:
             spec.learn = parse_learn(self.value(learn_node), spec)
         return spec
 
-    def branches(self, node: yaml.Node, parent: StageSpec) -> list[list[StageSpec]]:
+    def count_file_samples(self, stage_def: StageDef, spec: StageSpec) -> None:
+        """Add the numbers in the files this stage names to the chain's total (bounded)."""
+        for param in stage_def.params:
+            path = spec.params.get(param.name) if param.kind == "path" else None
+            if path is None:
+                continue
+            self.file_samples += file_samples(path, param.name)
+            if self.file_samples > MAX_CHAIN_FILE_SAMPLES:
+                raise ParamError(
+                    param.name,
+                    f"the files this chain names hold more than {MAX_CHAIN_FILE_SAMPLES:,} "
+                    "taps and samples in all",
+                )
+
+    def branches(self, node: yaml.Node, parent: StageSpec, nesting: int) -> list[list[StageSpec]]:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
             raise parent.error("branches", "expected a non-empty list of stage lists")
         out = []
         for i, branch in enumerate(node.value, 1):
             if not isinstance(branch, yaml.SequenceNode):
                 raise self.fail(branch, f"{parent.label}: branch {i} must be a list of stages")
-            out.append(self.stage_list(branch, prefix=f"{parent.label} > branch {i} > "))
+            out.append(
+                self.stage_list(branch, prefix=f"{parent.label} > branch {i} > ", nesting=nesting)
+            )
         return out
 
 
@@ -334,19 +393,19 @@ def load_spec(chain: str | Path) -> ChainSpec:
     if is_url(chain):  # files the chain names resolve from the current folder
         url = location(chain)
         assert isinstance(url, URLPath)
-        return parse_spec(read_text(url, MAX_CHAIN_URL_BYTES), source=str(url))
+        return parse_spec(read_text(url, MAX_CHAIN_BYTES), source=str(url))
     path, label = resolve_chain(chain)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read chain {label}: {exc}") from None
+        text = read_text_file(path, MAX_CHAIN_BYTES, what="chain file")
+    except ParamError as exc:
+        raise UsageError(f"cannot read chain {label}: {exc.message}") from None
     return parse_spec(text, source=label, base_dir=path.resolve().parent)
 
 
 def spec_from_stages(stages: list[Any], name: str | None = None) -> ChainSpec:
     """Build a validated spec from Python objects in the YAML form, e.g.
     ``[{"highpass": {"cutoff_hz": 80}}, "dc_remove"]``."""
-    text = yaml.safe_dump({"name": name, "stages": stages}, sort_keys=False)
+    text = yaml.dump({"name": name, "stages": stages}, Dumper=ChainDumper, sort_keys=False)
     return parse_spec(text, source="<python>")
 
 

@@ -194,19 +194,14 @@ def _run_tasks(
     """Run a batch's tasks with a progress bar, write the JSON report (also when
     interrupted) and print the summary; the exit code. `run(on_result)` runs the tasks;
     `report_extra()` gives extra sections for the report."""
-    import soundfile as sf
-
+    from audiofx_cli.batch.inputs import duration_s
     from audiofx_cli.batch.report import BatchSummary, write_json_report
     from audiofx_cli.cli.batch_view import BatchProgress, print_summary
 
-    durations = {}
-    for task in tasks:  # for the progress bar; objects in a store count once processed
-        try:
-            durations[str(task.input)] = (
-                0.0 if isinstance(task.input, URLPath) else sf.info(str(task.input)).duration
-            )
-        except Exception:
-            durations[str(task.input)] = 0.0
+    durations = {  # for the progress bar; objects in a store count once processed
+        str(task.input): 0.0 if isinstance(task.input, URLPath) else duration_s(task.input)
+        for task in tasks
+    }
     summary = BatchSummary(len(tasks))
     try:
         with BatchProgress(len(tasks), sum(durations.values()), quiet) as progress:

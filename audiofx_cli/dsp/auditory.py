@@ -186,11 +186,17 @@ def adapt_design(
 ) -> AdaptLoops:
     """Constants of AMT `adaptloop` (dboffset convention: RMS 1 is `dboffset_db` dB SPL)."""
     tau = np.asarray(tau_s, dtype=np.float64)
-    a1 = np.exp(-1.0 / (tau * sample_rate))
+    with np.errstate(over="ignore", divide="ignore"):  # tau -> 0: a1 = 0, no memory
+        a1 = np.exp(-1.0 / (tau * sample_rate))
     b0 = 1.0 - a1
     minlvl = 10.0 ** ((min_spl_db - 100.0) / 20.0)
     n = tau.size
     corr = minlvl ** (1.0 / 2.0**n)
+    if not corr < 1.0:  # min_spl_db at (or, after n square roots, rounding to) 100 dB
+        raise ValueError(
+            f"min_spl_db {min_spl_db:g} dB leaves the {n} adaptation loops no range "
+            "(it must be well below 100 dB)"
+        )
     mult = 100.0 / (1.0 - corr)
     steady = minlvl ** (1.0 / 2.0 ** np.arange(1, n + 1))
     limited = limit > 1

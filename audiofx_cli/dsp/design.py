@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-_CACHE_VERSION = 1  # bump when a cached design function changes what it returns
+_CACHE_VERSION = 2  # bump when a cached design function changes what it returns
 
 
 def _signal() -> Any:
@@ -117,19 +117,22 @@ def _iir_sos(
     attenuation_db: float,
 ) -> np.ndarray:
     signal = _signal()
-    if type == "butterworth":
-        sos = signal.butter(order, wn, btype, fs=fs, output="sos")
-    elif type == "chebyshev1":
-        sos = signal.cheby1(order, ripple_db, wn, btype, fs=fs, output="sos")
-    elif type == "chebyshev2":
-        sos = signal.cheby2(order, attenuation_db, wn, btype, fs=fs, output="sos")
-    elif type == "elliptic":
-        sos = signal.ellip(order, ripple_db, attenuation_db, wn, btype, fs=fs, output="sos")
-    elif type == "bessel":
-        sos = signal.bessel(order, wn, btype, fs=fs, output="sos")
-    else:  # linkwitz_riley (checked by iir_sos)
-        half = signal.butter(order // 2, wn, btype, fs=fs, output="sos")
-        sos = np.concatenate([half, half])
+    with np.errstate(all="ignore"):  # degenerate specifications: NaN, refused below
+        if type == "butterworth":
+            sos = signal.butter(order, wn, btype, fs=fs, output="sos")
+        elif type == "chebyshev1":
+            sos = signal.cheby1(order, ripple_db, wn, btype, fs=fs, output="sos")
+        elif type == "chebyshev2":
+            sos = signal.cheby2(order, attenuation_db, wn, btype, fs=fs, output="sos")
+        elif type == "elliptic":
+            sos = signal.ellip(order, ripple_db, attenuation_db, wn, btype, fs=fs, output="sos")
+        elif type == "bessel":
+            sos = signal.bessel(order, wn, btype, fs=fs, output="sos")
+        else:  # linkwitz_riley (checked by iir_sos)
+            half = signal.butter(order // 2, wn, btype, fs=fs, output="sos")
+            sos = np.concatenate([half, half])
+    if not np.all(np.isfinite(sos)):  # scipy returns NaN where the specification is degenerate
+        raise ValueError(f"cannot design a {type} filter of order {order} with these parameters")
     return np.ascontiguousarray(sos, dtype=np.float64)
 
 
@@ -196,16 +199,38 @@ def normalize_sos(sections: np.ndarray | list[list[float]]) -> np.ndarray:
     return sos / sos[:, 3:4]
 
 
+BA_ZERO = 1e-14  # leading numerator coefficients this small (after a[0] = 1) count as 0
+
+
+def _delay_sections(delay: int) -> list[list[float]]:
+    """z^-delay as second-order sections."""
+    sections = [[0.0, 0.0, 1.0, 1.0, 0.0, 0.0]] * (delay // 2)
+    return sections + ([[0.0, 1.0, 0.0, 1.0, 0.0, 0.0]] if delay % 2 else [])
+
+
 def ba_to_sos(b: list[float], a: list[float]) -> np.ndarray:
-    """Convert (b, a) polynomials to second-order sections (through zeros and poles)."""
+    """Convert (b, a) polynomials in z^-1 (as `scipy.signal.lfilter` takes them) to second-order
+    sections (through zeros and poles).
+
+    Leading numerator coefficients of at most `BA_ZERO` (a[0] scaled to 1) are a delay and
+    become delay sections: left to `tf2sos`, they would be dropped and the delay lost.
+    """
     b_arr = np.asarray(b, dtype=np.float64)
     a_arr = np.asarray(a, dtype=np.float64)
     args = (tuple(b_arr.tolist()), tuple(a_arr.tolist()))
-    return _cached(
-        "ba_to_sos",
-        args,
-        lambda: normalize_sos(_signal().tf2sos(b_arr / a_arr[0], a_arr / a_arr[0])),
-    )
+
+    def design() -> np.ndarray:
+        num, den = b_arr / a_arr[0], a_arr / a_arr[0]
+        small = np.abs(num) <= BA_ZERO
+        if small.all():  # y = 0
+            return np.array([[0.0, 0.0, 0.0, 1.0, 0.0, 0.0]])
+        delay = int(np.argmin(small))
+        num = num[delay:]
+        n = max(num.size, den.size)  # one length: the same polynomials in z
+        sos = _signal().tf2sos(np.pad(num, (0, n - num.size)), np.pad(den, (0, n - den.size)))
+        return normalize_sos([*_delay_sections(delay), *sos.tolist()])
+
+    return _cached("ba_to_sos", args, design)
 
 
 def fir_taps(

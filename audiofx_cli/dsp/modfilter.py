@@ -52,9 +52,10 @@ def modfilterbank_mfc(umf_hz: float, q: float = 2.0) -> np.ndarray:
         return np.zeros(1)
     start, bw = 5.0, 5.0
     ex = (1 + 1 / (2 * q)) / (1 - 1 / (2 * q))
-    linear = start + 5.0 * np.arange(_fix((min(umf_hz, 10.0) - start) / bw) + 1)
+    # at least the 5 Hz band for any umf > 0 (a umf within rounding of 0 made the count 0)
+    linear = start + 5.0 * np.arange(max(_fix((min(umf_hz, 10.0) - start) / bw) + 1, 1))
     first = (linear[-1] + bw / 2) / (1 - 1 / (2 * q))
-    n_log = _fix(math.log(umf_hz / first) / math.log(ex))
+    n_log = _fix((math.log(umf_hz) - math.log(first)) / math.log(ex))  # no 0 for tiny umf
     logs = first * ex ** np.arange(n_log + 1) if n_log >= 0 else np.zeros(0)
     return np.concatenate([[0.0], linear, logs])
 

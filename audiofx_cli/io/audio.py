@@ -9,6 +9,8 @@ output is deterministic) to samples that are not already on the output grid; see
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ import soundfile as sf
 
 from audiofx_cli.errors import AudioFormatError, AudioReadError, AudioWriteError
 from audiofx_cli.io import pcm
+from audiofx_cli.io.chain_files import file_kind
 from audiofx_cli.io.temp import temp_beside
 
 EXTENSION_FORMATS = {
@@ -64,8 +67,32 @@ def _reason(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
+def open_regular_fd(path: str | Path) -> int:
+    """A read-only descriptor of `path` if it is a regular file (checked before opening, since
+    opening a FIFO waits for a writer, and again with fstat on the descriptor).
+
+    Raises:
+        AudioReadError: missing, unreadable, or a folder, FIFO, device or socket.
+    """
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISREG(mode):
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode):
+                return fd
+            os.close(fd)
+    except OSError as exc:
+        raise AudioReadError(f"{path}: cannot read audio: {exc.strerror or exc}") from None
+    hint = "; pipe a stream through '-' instead" if stat.S_ISFIFO(mode) else ""
+    raise AudioReadError(f"{path}: is {file_kind(mode)}, not a regular audio file{hint}")
+
+
 class AudioReader:
     """Open an audio file for block reading (format detected from the header, not the name).
+
+    Only regular files are opened (see `open_regular_fd`): a FIFO, a device such as /dev/zero
+    or a folder is refused with one line before libsndfile reads anything.
 
     Raises:
         AudioReadError: the file cannot be opened or decoded.
@@ -74,9 +101,11 @@ class AudioReader:
     def __init__(self, path: str | Path, name: str | None = None) -> None:
         self.path = str(path)
         self.name = name or self.path  # in messages and `info.path` (a URL read from a copy)
+        self._fd = open_regular_fd(self.path)
         try:
-            self._file = sf.SoundFile(self.path, "r")
+            self._file = sf.SoundFile(self._fd, "r", closefd=False)
         except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as exc:
+            os.close(self._fd)
             raise AudioReadError(f"{self.name}: cannot read audio: {_reason(exc)}") from None
         f = self._file
         self.info = AudioInfo(self.name, f.samplerate, f.channels, f.frames, f.format, f.subtype)
@@ -92,12 +121,34 @@ class AudioReader:
                 return
             yield block
 
+    def length_verified(self) -> bool:
+        """Whether the last frame the header promises can be read (a damaged header can claim
+        any length); leaves the file at its first frame.
+
+        Raises:
+            AudioReadError: the file cannot be rewound.
+        """
+        frames = self.info.frames
+        try:
+            ok = frames <= 0 or (
+                self._file.seek(frames - 1) == frames - 1 and len(self._file.read(1)) == 1
+            )
+        except (sf.LibsndfileError, RuntimeError):
+            ok = False
+        self.rewind()
+        return ok
+
     def rewind(self) -> None:
         """Back to the first frame (for a second pass over the file)."""
-        self._file.seek(0)
+        try:
+            self._file.seek(0)
+        except (sf.LibsndfileError, RuntimeError) as exc:  # e.g. a truncated FLAC
+            raise AudioReadError(f"{self.name}: read failed: {_reason(exc)}") from None
 
     def close(self) -> None:
-        self._file.close()
+        if not self._file.closed:
+            self._file.close()
+            os.close(self._fd)
 
     def __enter__(self) -> AudioReader:
         return self
@@ -148,6 +199,51 @@ def output_format(
         bits = INT_BITS.get(input_subtype or "", 32)
         return fmt, "PCM_16" if bits <= 16 else "PCM_24"
     return fmt, "PCM_16" if sf.check_format(fmt, "PCM_16") else sf.default_subtype(fmt)
+
+
+SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}
+SAMPLE_BYTES["DOUBLE"] = 8
+FORMAT_MAX_BYTES = {"WAV": 0xFFFF_FFFF, "AIFF": 0xFFFF_FFFF}  # 32-bit chunk sizes
+FORMAT_MAX_FRAMES = {"FLAC": (1 << 36) - 1}  # STREAMINFO's 36-bit sample count
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / (1 << 30):,.2f} GiB"
+
+
+def check_output_size(path: Path, fmt: str, subtype: str, frames: int, channels: int) -> None:
+    """Refuse, before anything is written, an output that its format cannot hold (WAV and AIFF
+    stop at 4 GiB, FLAC at 2^36 frames) or, for uncompressed subtypes, that needs more than the
+    free space of its folder.
+
+    Raises:
+        AudioFormatError: over the format's limit (exit 2; the message names the size and a
+            format that holds it).
+        AudioWriteError: not enough free space.
+    """
+    width = SAMPLE_BYTES.get(subtype)
+    max_frames = FORMAT_MAX_FRAMES.get(fmt)
+    if max_frames is not None and frames > max_frames:
+        raise AudioFormatError(
+            f"{path}: the output would be {frames:,} frames; {fmt} holds at most {max_frames:,}"
+        )
+    if width is None:  # compressed: its size is not known in advance
+        return
+    nbytes = frames * channels * width
+    limit = FORMAT_MAX_BYTES.get(fmt)
+    if limit is not None and nbytes > limit:
+        raise AudioFormatError(
+            f"{path}: the output would be {frames:,} frames x {channels} ch of {subtype} = "
+            f"{_gib(nbytes)}; {fmt} holds at most {_gib(limit)} (write .rf64, .w64 or .flac)"
+        )
+    try:
+        free = shutil.disk_usage(path.parent or ".").free
+    except OSError:
+        return
+    if nbytes > free:
+        raise AudioWriteError(
+            f"{path}: the output would be {_gib(nbytes)} and its folder has {_gib(free)} free"
+        )
 
 
 def tpdf_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -17,7 +17,12 @@ from torch import Tensor
 from audiofx_cli.axes import FeatureAxes
 from audiofx_cli.dsp import layout
 from audiofx_cli.errors import UsageError
-from audiofx_cli.io.audio import DITHER_MODES, AtomicAudioWriter, output_format
+from audiofx_cli.io.audio import (
+    DITHER_MODES,
+    AtomicAudioWriter,
+    check_output_size,
+    output_format,
+)
 from audiofx_cli.io.behind import WriteBehind
 from audiofx_cli.io.features import FEATURE_SUFFIXES, FeatureSink, feature_dtype
 
@@ -84,10 +89,17 @@ class AudioSink:
     accepts_features = False
 
     def __init__(
-        self, path: Path, fmt: str, subtype: str, overwrite: bool, dither: str = "tpdf"
+        self,
+        path: Path,
+        fmt: str,
+        subtype: str,
+        overwrite: bool,
+        dither: str = "tpdf",
+        expected_frames: int | None = None,
     ) -> None:
         self.path, self.fmt, self.subtype, self.overwrite = path, fmt, subtype, overwrite
         self.dither = dither  # for integer PCM: 'tpdf' | 'none' (see io.audio.quantize)
+        self.expected_frames = expected_frames  # checked against the format's size limit
         self.writer: AtomicAudioWriter | None = None
         self._behind: WriteBehind | None = None
 
@@ -97,6 +109,10 @@ class AudioSink:
     def open(self, template: Tensor, sample_rate: float) -> None:
         if not float(sample_rate).is_integer():
             raise UsageError(f"{self.path}: output rate {sample_rate} Hz is not an integer")
+        if self.expected_frames is not None:
+            check_output_size(
+                self.path, self.fmt, self.subtype, self.expected_frames, template.shape[0]
+            )
         self.writer = AtomicAudioWriter(
             self.path,
             int(sample_rate),
@@ -164,10 +180,13 @@ def make_sink(
     overwrite: bool,
     dither: str = "tpdf",
     chain_spec: dict[str, Any] | None = None,
+    expected_frames: int | None = None,
 ) -> tuple[FileSink, str, str]:
     """The sink for an output path, chosen by extension. Returns (sink, format, subtype).
 
     `chain_spec` (a `ChainSpec.to_dict()`) is stored in feature files beside the data.
+    `expected_frames` (the output's length, when known) lets an audio sink refuse an output
+    its format cannot hold before writing anything (`io.audio.check_output_size`).
 
     Raises:
         AudioFormatError: unknown extension or impossible subtype (exit 2).
@@ -179,4 +198,5 @@ def make_sink(
         sink = FeatureSink(output_path, overwrite, dtype, chain_spec)
         return sink, output_path.suffix.lower()[1:], dtype
     fmt, out_subtype = output_format(output_path, input_subtype, subtype)
-    return AudioSink(output_path, fmt, out_subtype, overwrite, dither), fmt, out_subtype
+    sink = AudioSink(output_path, fmt, out_subtype, overwrite, dither, expected_frames)
+    return sink, fmt, out_subtype

@@ -17,6 +17,8 @@ from audiofx_cli.dsp.loudness_kernels import peak_and_energy
 from audiofx_cli.errors import UsageError
 from audiofx_cli.stages.base import Stage, State
 
+SILENCE_DB = -200.0  # a level measured below this is silence: normalize leaves it (no gain)
+
 
 def _db(linear: float) -> float:
     return 20.0 * math.log10(linear) if linear > 0 else -math.inf
@@ -127,7 +129,7 @@ class Normalize(Stage):
         else:
             assert analysis.loudness is not None
             measured = analysis.loudness.integrated()
-        gains = [self.target_db - m if math.isfinite(m) else 0.0 for m in measured]
+        gains = [self.target_db - m if m > SILENCE_DB else 0.0 for m in measured]
         if analysis.true_peak is not None:
             assert self.true_peak_limit_db is not None
             peaks = [_db(p) for p in analysis.true_peak.peak()]

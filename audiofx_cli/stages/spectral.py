@@ -144,9 +144,14 @@ class Spectrogram(Stage):
 
     def _frames(self, state: State, more: Tensor) -> tuple[Tensor, State]:
         buf = torch.cat([state["buf"], more], dim=-1) if more.shape[-1] else state["buf"]
+        skip = state.get("skip", 0)  # samples before the next frame not yet received
+        if skip:
+            dropped = min(skip, buf.shape[-1])
+            buf, skip = buf[..., dropped:], skip - dropped
         spec = dsp.stft_power(buf, self.n_fft, self.hop, self.window, self.power)
-        used = spec.shape[-1] * self.hop
-        return spec, {**state, "buf": buf[..., used:]}
+        used = spec.shape[-1] * self.hop  # the next frame starts here (hop > n_fft: ahead)
+        skip += max(used - buf.shape[-1], 0)
+        return spec, {**state, "buf": buf[..., used:], "skip": skip}
 
     def _features(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         if state is None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from audiofx_cli.dsp.lti import parallel
-from audiofx_cli.errors import ParamError
+from audiofx_cli.errors import ParamError, short_text
 from audiofx_cli.stages.base import Chain, Stage, State
 from audiofx_cli.stages.fused import stage_operator
 
@@ -76,6 +77,66 @@ class Parallel(Stage):
         return self._sum(pending, n) if n else None
 
 
+MAX_MODULE_PARAMETERS = 1 << 22  # parameters and buffers of a `module` stage (16 MiB float32)
+PROBE_SHAPE = (1, 2, 509)  # the test signal of the memoryless check
+
+
+def _integers(value: Any) -> list[int]:
+    """Every integer in a constructor argument (nested lists and mappings included)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for item in value for n in _integers(item)]
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _integers(item)]
+    return []
+
+
+def check_module_size(cls: type[nn.Module], name: str, args: dict[str, Any]) -> None:
+    """Refuse constructor arguments that would allocate more than `MAX_MODULE_PARAMETERS`
+    parameters and buffers, or a test output much larger than the test input, before anything
+    is allocated: the product of the integer arguments is a bound on sizes (Linear: in x out,
+    Conv1d: in x out x kernel); then the module is built and run on the `meta` device (shapes
+    only, no memory) and its parameters and buffers counted.
+
+    Raises:
+        ParamError: with the count and the cap.
+    """
+    product = math.prod(max(abs(n), 1) for n in _integers(args))
+    if product > MAX_MODULE_PARAMETERS:
+        raise ParamError(
+            "args",
+            f"{name}(**{short_text(args)}): its integer arguments multiply to {product:,}, over "
+            f"the {MAX_MODULE_PARAMETERS:,} parameters a module stage may have",
+        )
+    try:
+        with torch.device("meta"):
+            module = cls(**args)
+    except Exception:  # not buildable on meta: the integer bound above is the guard
+        return
+    count = sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+    if count > MAX_MODULE_PARAMETERS:
+        raise ParamError(
+            "args",
+            f"{name}(**{short_text(args)}) has {count:,} parameters and buffers "
+            f"({4 * count / (1 << 20):,.0f} MiB as float32); at most {MAX_MODULE_PARAMETERS:,}",
+        )
+    try:
+        with torch.device("meta"):
+            probe = module(torch.empty(PROBE_SHAPE))
+    except Exception:  # the memoryless check runs it for real and reports why
+        return
+    numel = probe.numel() if isinstance(probe, Tensor) else 0
+    if numel > 16 * math.prod(PROBE_SHAPE):
+        raise ParamError(
+            "name",
+            f"{name} turns a {PROBE_SHAPE} test signal into {tuple(probe.shape)}: not a "
+            "memoryless, sample-wise module",
+        )
+
+
 def resolve_module_class(name: str) -> type[nn.Module]:
     """torch.nn.X or torchaudio.transforms.X, nothing else.
 
@@ -107,15 +168,18 @@ class TorchModule(Stage):
         args = dict(args or {})
         super().__init__(sample_rate, name=name, args=args)
         cls = resolve_module_class(name)
+        check_module_size(cls, name, args)
         try:
             self.module = cls(**args).eval()
         except Exception as exc:  # any constructor error is a spec error for the user
-            raise ParamError("args", f"{name}(**{args}) failed: {exc}") from None
+            raise ParamError(
+                "args", f"{name}(**{short_text(args)}) failed: {short_text(str(exc), 200)}"
+            ) from None
         self._check_memoryless()
 
     def _check_memoryless(self) -> None:
         name = self.params["name"]
-        probe = torch.randn(1, 2, 509, generator=torch.Generator().manual_seed(0))
+        probe = torch.randn(PROBE_SHAPE, generator=torch.Generator().manual_seed(0))
         try:
             with torch.no_grad():
                 whole = self.module(probe)
@@ -123,7 +187,9 @@ class TorchModule(Stage):
                     [self.module(probe[..., :200]), self.module(probe[..., 200:])], -1
                 )
         except Exception as exc:
-            raise ParamError("name", f"{name} fails on a (1, 2, 509) test signal: {exc}") from None
+            raise ParamError(
+                "name", f"{name} fails on a {PROBE_SHAPE} test signal: {short_text(str(exc), 200)}"
+            ) from None
         if (
             not isinstance(whole, Tensor)
             or whole.shape[-1] != probe.shape[-1]

@@ -53,7 +53,7 @@ def _check_king(params: dict[str, Any], sample_rate: float | None) -> None:
     if not lo <= hi:
         raise ParamError("mfhigh_hz", f"must be >= mflow_hz ({_fmt(lo)} Hz), got {_fmt(hi)}")
     if sample_rate is not None:
-        top = hi * math.sqrt(4 + 1 / q**2) / 2 + hi / q / 2
+        top = hi * math.hypot(2, 1 / q) / 2 + hi / q / 2  # hypot: no 1 / q**2 underflow
         if top >= sample_rate / 2:
             raise ParamError(
                 "mfhigh_hz",
@@ -81,9 +81,8 @@ DEFS = [
                 "float",
                 "channels per ERB (AMT bwmul = 1 / density)",
                 default=1.0,
-                low=0,
+                low=0.01,  # one channel per 100 ERB: a single channel over any audible range
                 high=20,
-                low_open=True,
             ),
             Param("order", "int", "gammatone order", default=4, low=1, high=8),
             Param(

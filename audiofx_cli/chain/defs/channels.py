@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.chain.params import Param, StageDef, check_generated_frames
 from audiofx_cli.errors import ParamError
 
 _IMPL = "audiofx_cli.stages.channels"
@@ -25,6 +25,12 @@ def _check_trim(params: dict[str, Any], sample_rate: float | None) -> None:
     end = params["end_s"]
     if end is not None and not end > params["start_s"]:
         raise ParamError("end_s", f"must be after start_s ({params['start_s']:g} s), got {end:g} s")
+
+
+def _check_pad(params: dict[str, Any], sample_rate: float | None) -> None:
+    """Each silence is made in one block: bounded by `check_generated_frames`."""
+    for key in ("start_s", "end_s"):
+        check_generated_frames(key, params[key], sample_rate, "silence")
 
 
 def _seconds(name: str, doc: str, default: Any = 0.0) -> Param:
@@ -112,5 +118,6 @@ DEFS = [
         f"{_IMPL}:Pad",
         "channels",
         "- pad: {start_s: 0.01, end_s: 0.02}",
+        _check_pad,
     ),
 ]

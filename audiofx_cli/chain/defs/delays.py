@@ -1,14 +1,15 @@
 """Delay stages: a feedback delay (`delay`) and a multi-tap echo (`echo`, SoX semantics).
 
 Tails: by default the output has the input's length (like SoX without `pad`); `tail_s` renders
-that many seconds more after the input ends (the delay line played out), from `flush`.
+that many seconds more after the input ends (the delay line played out), from `flush`, in one
+block: at most `chain.params.MAX_GENERATED_FRAMES` frames.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from audiofx_cli.chain.params import Param, StageDef
+from audiofx_cli.chain.params import Param, StageDef, check_generated_frames
 from audiofx_cli.errors import ParamError
 
 _IMPL = "audiofx_cli.stages.delays"
@@ -28,6 +29,12 @@ def tail_param() -> Param:
     )
 
 
+def check_tail(params: dict[str, Any], sample_rate: float | None) -> None:
+    """The tail is made in one block at the end: its size is bounded (see
+    `check_generated_frames`)."""
+    check_generated_frames("tail_s", params["tail_s"], sample_rate, "a tail")
+
+
 def check_delay_ms(key: str, ms: float, sample_rate: float | None) -> None:
     """A delay must be at least one sample once the rate is known."""
     if sample_rate is not None and round(ms * sample_rate / 1000.0) < 1:
@@ -40,6 +47,7 @@ def check_delay_ms(key: str, ms: float, sample_rate: float | None) -> None:
 
 def _check_delay(params: dict[str, Any], sample_rate: float | None) -> None:
     check_delay_ms("time_ms", params["time_ms"], sample_rate)
+    check_tail(params, sample_rate)
 
 
 def _check_echo(params: dict[str, Any], sample_rate: float | None) -> None:
@@ -50,6 +58,7 @@ def _check_echo(params: dict[str, Any], sample_rate: float | None) -> None:
         )
     for ms in delays:
         check_delay_ms("delays_ms", ms, sample_rate)
+    check_tail(params, sample_rate)
 
 
 DEFS = [

@@ -13,6 +13,10 @@ MAX_ORDER = 32
 _IMPL = "audiofx_cli.stages.filters"
 
 
+MIN_Q = 1e-3  # below it sin(w0) / (2 q) overflows toward a pole on the unit circle
+MIN_RIPPLE_DB = 1e-6  # below it 10^(dB/10) - 1 loses its digits and the design divides by 0
+
+
 def _type_params(order_doc: str) -> list[Param]:
     return [
         Param("order", "int", order_doc, default=2, low=1, high=MAX_ORDER),
@@ -23,9 +27,8 @@ def _type_params(order_doc: str) -> list[Param]:
             "pass-band ripple (chebyshev1, elliptic)",
             default=1.0,
             unit="dB",
-            low=0,
+            low=MIN_RIPPLE_DB,
             high=20,
-            low_open=True,
         ),
         Param(
             "attenuation_db",
@@ -33,9 +36,8 @@ def _type_params(order_doc: str) -> list[Param]:
             "stop-band attenuation (chebyshev2, elliptic)",
             default=40.0,
             unit="dB",
-            low=0,
+            low=MIN_RIPPLE_DB,
             high=200,
-            low_open=True,
         ),
     ]
 
@@ -43,6 +45,12 @@ def _type_params(order_doc: str) -> list[Param]:
 def _check_order(params: dict[str, Any], sample_rate: float | None) -> None:
     if params["type"] == "linkwitz_riley" and params["order"] % 2:
         raise ParamError("order", f"linkwitz_riley needs an even order, got {params['order']}")
+    ripple, attenuation = params["ripple_db"], params["attenuation_db"]
+    if params["type"] == "elliptic" and not attenuation > ripple:
+        raise ParamError(
+            "attenuation_db",
+            f"elliptic needs attenuation_db above ripple_db ({ripple:g} dB), got {attenuation:g}",
+        )
 
 
 def _check_band(params: dict[str, Any], sample_rate: float | None) -> None:
@@ -63,7 +71,7 @@ def _freq(doc: str) -> Param:
 
 def _q(default: Any = None, doc: str = "quality factor") -> Param:
     kwargs = {} if default is None else {"default": default}
-    return Param("q", "float", doc, low=0, high=1000, low_open=True, **kwargs)
+    return Param("q", "float", doc, low=MIN_Q, high=1000, **kwargs)
 
 
 _GAIN = Param(

@@ -6,7 +6,7 @@ from typing import Any
 
 from audiofx_cli.chain.params import Param, StageDef
 from audiofx_cli.errors import ParamError
-from audiofx_cli.io.chain_files import read_taps_file
+from audiofx_cli.io.chain_files import MAX_TAPS, file_samples
 
 FIR_PASSES = ("lowpass", "highpass", "bandpass", "bandstop")
 FIR_WINDOWS = (
@@ -26,7 +26,6 @@ FIR_WINDOWS = (
     "cosine",
     "lanczos",
 )
-MAX_TAPS = 1_000_001
 
 _IMPL = "audiofx_cli.stages.fir"
 
@@ -51,7 +50,7 @@ def _check_fir(params: dict[str, Any], sample_rate: float | None) -> None:
 def _check_fir_taps(params: dict[str, Any], sample_rate: float | None) -> None:
     if (params["taps"] is None) == (params["file"] is None):
         raise ParamError(None, "give exactly one of 'taps' (inline list) or 'file'")
-    n = len(params["taps"]) if params["taps"] is not None else len(read_taps_file(params["file"]))
+    n = len(params["taps"]) if params["taps"] is not None else file_samples(params["file"], "file")
     if params["compensate_delay"] and n % 2 == 0:
         raise ParamError(
             "compensate_delay",

@@ -1,28 +1,29 @@
 """Space stages: algorithmic reverb (`reverb`, Freeverb) and convolution (`convolve`).
 
 Tails: by default the output has the input's length; `tail_s` renders the reverberation that
-many seconds past the end of the input (from `flush`). Torch-free: the IR file is only looked
-at here (soundfile), read by the stage.
+many seconds past the end of the input (from `flush`). Torch-free: only the IR file's header is
+looked at here (soundfile), the samples are read by the stage.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from audiofx_cli.chain.defs.delays import tail_param
+from audiofx_cli.chain.defs.delays import check_tail, tail_param
 from audiofx_cli.chain.params import Param, StageDef
-from audiofx_cli.errors import ParamError
+from audiofx_cli.io.chain_files import check_ir_resampling, ir_info
 
 _IMPL = "audiofx_cli.stages.space"
 
 
 def _check_convolve(params: dict[str, Any], sample_rate: float | None) -> None:
-    path = Path(params["ir"])
-    if not path.is_file():
-        raise ParamError("ir", f"impulse response file not found: {path}")
-    if sample_rate is not None and not float(sample_rate).is_integer():
-        raise ParamError("ir", f"resampling the IR needs an integer rate, got {sample_rate:g} Hz")
+    """The IR file's header: a regular file within the limits of `io.chain_files`, and (rate
+    known) a resampling whose filter and output fit them."""
+    if sample_rate is None:
+        ir_info(params["ir"])
+    else:
+        check_ir_resampling(params["ir"], sample_rate)
+    check_tail(params, sample_rate)
 
 
 def _level(name: str, default: float, doc: str) -> Param:
@@ -44,6 +45,7 @@ DEFS = [
         f"{_IMPL}:Reverb",
         "space",
         "- reverb: {room_size: 0.7, damping: 0.3, wet: 0.4, dry: 0.5, tail_s: 0.01}",
+        check_tail,
     ),
     StageDef(
         "convolve",

@@ -113,6 +113,9 @@ def _top_db(default: float | None) -> Param:
                  low_open=True)  # fmt: skip
 
 
+MIN_MEL_SPACING_HZ = 1e-3  # mel band edges closer than this collapse (zero-width triangles)
+
+
 def _hop(params: dict[str, Any]) -> int:
     win = params["win_length"] or params["n_fft"]
     return params["hop"] or max(1, win // 4)
@@ -138,6 +141,12 @@ def _check_mel(params: dict[str, Any], sample_rate: float | None) -> None:
             )
         if not f_min < top:
             raise ParamError("f_min_hz", f"must be below {_fmt(top)} Hz, got {_fmt(f_min)}")
+        if (top - f_min) / (params["n_mels"] + 1) < MIN_MEL_SPACING_HZ:
+            raise ParamError(
+                "f_max_hz",
+                f"{params['n_mels']} bands between {_fmt(f_min)} and {_fmt(top)} Hz are "
+                f"narrower than {_fmt(MIN_MEL_SPACING_HZ)} Hz each",
+            )
 
 
 def _frame_rate(params: dict[str, Any], rate: float) -> float:
