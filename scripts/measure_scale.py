@@ -3,8 +3,8 @@
 Starts an S3-compatible server (moto_server) and a local Ray cluster on 127.0.0.1, uploads a
 generated corpus, then times, in one run:
 
-  1. audiofx process s3://corpus/raw/ -r --chain CHAIN --out-dir s3://corpus/clean/ --executor ray
-  2. audiofx process LOCAL/raw/ -r --chain CHAIN --out-dir LOCAL/clean/ --jobs N   (same files)
+  1. audiofx process s3://corpus/raw/ -R --chain CHAIN --out-dir s3://corpus/clean/ --executor ray
+  2. audiofx process LOCAL/raw/ -R --chain CHAIN --out-dir LOCAL/clean/ --jobs N   (same files)
 
 and prints files, hours of audio, wall time and x real time of each (from the --json reports).
 Needs the dev extra (s3fs, moto[server], ray). Example (docs/scale.md):
@@ -125,7 +125,7 @@ def main() -> None:
             [
                 *cli,
                 "s3://corpus/raw/",
-                "-r",
+                "-R",
                 "-c",
                 args.chain,
                 "--out-dir",
@@ -143,7 +143,7 @@ def main() -> None:
             [
                 *cli,
                 str(work / "raw"),
-                "-r",
+                "-R",
                 "-c",
                 args.chain,
                 "--out-dir",

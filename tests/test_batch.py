@@ -266,7 +266,7 @@ def test_chain_errors_exit_2_before_any_file(tmp_path, corpus, runner):
     bad = tmp_path / "bad.yaml"
     bad.write_text("stages:\n  - highpass: {cutof_hz: 100}\n")
     result = runner.invoke(
-        app, ["process", str(corpus), "-c", str(bad), "--out-dir", str(tmp_path / "out"), "-r"]
+        app, ["process", str(corpus), "-c", str(bad), "--out-dir", str(tmp_path / "out"), "-R"]
     )
     assert result.exit_code == 2 and "bad.yaml:2:16" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -276,7 +276,7 @@ def test_parallel_jobs_equal_serial(tmp_path, corpus, chain_file):
     good = tmp_path / "good"
     shutil.copytree(corpus, good, ignore=shutil.ignore_patterns(*BAD))
     serial = run_cli(
-        "process", str(good), "-c", str(chain_file), "--out-dir", str(tmp_path / "s"), "-r", "-q"
+        "process", str(good), "-c", str(chain_file), "--out-dir", str(tmp_path / "s"), "-R", "-q"
     )
     parallel = run_cli(
         "process",
@@ -285,7 +285,7 @@ def test_parallel_jobs_equal_serial(tmp_path, corpus, chain_file):
         str(chain_file),
         "--out-dir",
         str(tmp_path / "p"),
-        "-r",
+        "-R",
         "-q",
         "--jobs",
         "2",

@@ -135,7 +135,7 @@ def test_folder_to_bucket_equals_the_local_run(tmp_path, store, corpus, s3_env):
     here = cli(
         "process",
         str(local),
-        "-r",
+        "-R",
         "-c",
         str(chain),
         "--out-dir",
@@ -157,7 +157,7 @@ def test_folder_to_bucket_equals_the_local_run(tmp_path, store, corpus, s3_env):
     again = cli(
         "process",
         f"s3://{bucket}/raw/",
-        "-r",
+        "-R",
         "-c",
         str(chain),
         "--out-dir",
@@ -246,7 +246,7 @@ def test_a_bad_object_among_good_ones(tmp_path, store, corpus, s3_env):
     result = cli(
         "process",
         f"s3://{bucket}/raw/",
-        "-r",
+        "-R",
         "-c",
         str(chain),
         "--out-dir",
@@ -270,7 +270,7 @@ def test_shards_partition_the_bucket(tmp_path, store, corpus, s3_env):
         result = cli(
             "process",
             f"s3://{bucket}/raw/",
-            "-r",
+            "-R",
             "-c",
             str(chain),
             "--out-dir",
@@ -396,7 +396,7 @@ def test_ray_executor_reads_and_writes_the_store(tmp_path, store, corpus, s3_env
     result = cli(
         "process",
         f"s3://{bucket}/raw/",
-        "-r",
+        "-R",
         "-c",
         str(chain),
         "--out-dir",
@@ -414,7 +414,7 @@ def test_ray_executor_reads_and_writes_the_store(tmp_path, store, corpus, s3_env
     here = cli(
         "process",
         str(local),
-        "-r",
+        "-R",
         "-c",
         str(chain),
         "--out-dir",

@@ -192,6 +192,12 @@ CASES = [
     (["process", "takes", "--out-dir", "clean", "-c", "rumble", "--json", "r.json"], True),
     (["process", "nan.wav", "-c", "vocal", "-o", "nan_out.wav"], False),
     (["process", "in.wav", "-c", "vocal"], False),
+    (
+        ["process", "st.wav", "-e", "highpass:cutoff_hz=80", "-C", "1", "-b", "24", "-o", "e.wav"],
+        False,
+    ),  # fmt: skip
+    (["process", "st.wav", "-o", "converted.flac"], False),
+    (["validate", "-e", "highpass:cutoff_hz=3e4", "--sample-rate", "44100"], False),
     (["info", "in.wav", "st.wav", "missing.wav"], False),
     (["info", "--json", "st.wav"], False),
     (["validate", "bad.yaml"], False),
@@ -286,6 +292,24 @@ def test_four_clients_at_once(server, inputs, tmp_path):
     for i in range(4):
         assert (tmp_path / f"o{i}.wav").read_bytes() == ref.read_bytes()
     assert server.served() == served + 4
+
+
+def test_user_presets_resolve_in_the_callers_environment(server, inputs, tmp_path):
+    """A preset saved under the client's XDG_CONFIG_HOME is found by the job the server runs
+    for it (the server's own environment has no such folder)."""
+    folder = copy_inputs(inputs, tmp_path / "work")
+    config = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "AUDIOFX_PRESETS": ""}
+    saved = cli(["presets", "save", "hp", "-e", "highpass:cutoff_hz=120"],
+                make_env(server.folder, "off", **config), cwd=folder)  # fmt: skip
+    assert saved.returncode == 0, saved.stderr.decode()
+    served = server.served()
+    on = cli(["process", "in.wav", "-c", "hp", "-o", "on.wav"],
+             make_env(server.folder, "on", **config), cwd=folder)  # fmt: skip
+    off = cli(["process", "in.wav", "-c", "hp", "-o", "off.wav"],
+              make_env(server.folder, "off", **config), cwd=folder)  # fmt: skip
+    assert on.returncode == off.returncode == 0, on.stderr.decode()
+    assert server.served() == served + 1
+    assert (folder / "on.wav").read_bytes() == (folder / "off.wav").read_bytes()
 
 
 def test_no_server_flag_and_off_run_in_process(server, inputs, tmp_path):

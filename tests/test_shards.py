@@ -113,7 +113,7 @@ def test_three_shard_runs_are_disjoint_and_complete(tmp_path):
                 str(chain),
                 "--out-dir",
                 str(out),
-                "-r",
+                "-R",
                 "--shard",
                 f"{k}/3",
                 "--json",

@@ -61,7 +61,7 @@ def read_tar(path: Path) -> dict[str, bytes]:
 def test_shards_hold_every_input_once_with_its_json(tmp_path, corpus, chain_file):
     pattern = str(tmp_path / "out" / "shard-%04d.tar")
     report = tmp_path / "r.json"
-    result = cli("process", str(corpus), "-r", "-c", str(chain_file), "--out-shards",
+    result = cli("process", str(corpus), "-R", "-c", str(chain_file), "--out-shards",
                      pattern, "--shard-size", "30KB", "--json", str(report), "-q")  # fmt: skip
     assert result.returncode == 1, result.stderr  # the broken file
     document = json.loads(report.read_text())
@@ -136,7 +136,7 @@ def test_shard_k_of_n_numbering_and_audio_members(tmp_path, corpus):
     written = []
     for k in (1, 2):
         pattern = str(tmp_path / "audio" / "a-%03d.tar")
-        result = cli("process", str(corpus), "-r", "-c", str(chain), "--out-shards", pattern,
+        result = cli("process", str(corpus), "-R", "-c", str(chain), "--out-shards", pattern,
                          "--shard", f"{k}/2", "--shard-size", "1", "--overwrite", "-q")  # fmt: skip
         assert result.returncode in (0, 1), result.stderr
     written = sorted(p.name for p in (tmp_path / "audio").iterdir())

@@ -28,6 +28,7 @@ import yaml
 
 from audiofx_cli.chain.learn import LEARN_KEY, parse_learn
 from audiofx_cli.chain.params import REQUIRED, StageDef
+from audiofx_cli.chain.presets import find_preset, shipped_dir, shipped_presets
 from audiofx_cli.chain.registry import get_stage, registry, suggest
 from audiofx_cli.chain.yaml_core import ChainDumper, ChainLoader, check_document_size
 from audiofx_cli.chain.yaml_core import parse_scalar as parse_scalar  # public: inline options
@@ -36,7 +37,6 @@ from audiofx_cli.io.chain_files import MAX_CHAIN_FILE_SAMPLES, file_samples, rea
 from audiofx_cli.io.urls import URLPath, is_url, location, read_text
 
 TOP_LEVEL_KEYS = ("name", "description", "stages")
-PRESET_SUFFIX = ".yaml"
 MAX_CHAIN_BYTES = 1 << 20  # a chain file is read only up to 1 MiB
 MAX_STAGES = 1_000  # stages in a chain, those inside parallel branches included
 MAX_NESTING = 8  # parallel inside parallel ... at most this deep
@@ -107,31 +107,34 @@ class ChainSpec:
 
 # ---------------------------------------------------------------------------- presets
 def presets_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "presets"
+    """The folder of the presets shipped with audiofx."""
+    return shipped_dir()
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in presets_dir().glob(f"*{PRESET_SUFFIX}"))
+    """The names of the shipped presets (user presets: `chain.presets.user_presets`)."""
+    return sorted(shipped_presets())
 
 
 def resolve_chain(chain: str | Path) -> tuple[Path, str]:
-    """Find a chain file: an existing path first, else a preset name. Returns (path, label)."""
+    """Find a chain file: an existing path first, else a preset (shipped or the user's, see
+    `chain.presets`). Returns (path, label)."""
     path = Path(chain)
     if path.is_file():
         return path, str(chain)
     text = str(chain)
     if path.exists():
         raise UsageError(f"chain {text} is not a file")
-    looks_like_path = path.suffix.lower() in (".yaml", ".yml") or "/" in text or "\\" in text
-    if not looks_like_path:
-        preset = presets_dir() / f"{text}{PRESET_SUFFIX}"
-        if preset.is_file():
-            return preset, f"preset:{text}"
-        raise UsageError(
-            f"no chain file or preset named '{text}'{suggest(text, preset_names())}; "
-            f"presets: {', '.join(preset_names())}"
-        )
-    raise UsageError(f"chain file not found: {text}")
+    if path.suffix.lower() in (".yaml", ".yml") or "/" in text or "\\" in text:
+        raise UsageError(f"chain file not found: {text}")
+    preset = find_preset(text)
+    return preset.path, preset.label
+
+
+def is_inline_yaml(chain: str | Path) -> bool:
+    """`--chain '[{highpass: {cutoff_hz: 80}}]'`: YAML text given where a file name goes."""
+    text = str(chain).lstrip()
+    return text.startswith(("[", "{")) or "\n" in text
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -394,6 +397,8 @@ def load_spec(chain: str | Path) -> ChainSpec:
         url = location(chain)
         assert isinstance(url, URLPath)
         return parse_spec(read_text(url, MAX_CHAIN_BYTES), source=str(url))
+    if not Path(chain).exists() and is_inline_yaml(chain):  # files resolve from here
+        return parse_spec(str(chain), source="--chain")
     path, label = resolve_chain(chain)
     try:
         text = read_text_file(path, MAX_CHAIN_BYTES, what="chain file")

@@ -10,6 +10,7 @@ import typer
 from audiofx_cli.cli.bench import bench
 from audiofx_cli.cli.info import info
 from audiofx_cli.cli.plot import plot
+from audiofx_cli.cli.presets import presets
 from audiofx_cli.cli.process import process
 from audiofx_cli.cli.server import server
 from audiofx_cli.cli.stages import stages
@@ -53,3 +54,4 @@ app.command()(info)
 app.command()(bench)
 app.command()(plot)
 app.add_typer(server)
+app.add_typer(presets)

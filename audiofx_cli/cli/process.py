@@ -9,6 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
+from audiofx_cli.chain.inline import is_feature_chain
+from audiofx_cli.cli.chain_options import (
+    BitsOption,
+    ChainOption,
+    ChannelsOption,
+    DumpChainOption,
+    RateOption,
+    StageOption,
+    bits_subtype,
+    chain_from_options,
+    dump_chain,
+)
 from audiofx_cli.cli.common import DEBUG_HELP, NoServer, exit_on_error, warn
 from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
@@ -20,6 +32,16 @@ HELP = """Process audio through a chain: one file with -o, many with --out-dir.
 
   audiofx process speech.wav --chain vocal -o speech_vocal.wav
 
+  audiofx process in.wav -e highpass:cutoff_hz=80 -e 'gain gain_db=-3' -o out.wav
+
+  audiofx process in.wav -o out.flac                      (no chain: a format conversion)
+
+  audiofx process raw/ --out-dir ml/ -r 16k -C 1 -b 16 --name '{stem}.flac'
+
+  audiofx process in.wav -c vocal -e normalize:mode=lufs,target_db=-16 -o out.wav
+
+  audiofx process in.wav -e highpass:cutoff_hz=80 -o out.wav --dump-chain hp.yaml
+
   audiofx process in.flac --chain my_chain.yaml -o out.flac --device auto --chunk-seconds 5
 
   audiofx process recordings/ --chain podcast --out-dir cleaned/ --recursive --jobs 2
@@ -28,16 +50,15 @@ HELP = """Process audio through a chain: one file with -o, many with --out-dir.
 
   audiofx process recordings/ --chain podcast --out-dir cleaned/ --skip-existing --shard 3/16
 
-  audiofx process corpus/ -r --chain modulation-frames --out-shards feats/shard-%06d.tar
+  audiofx process corpus/ -R --chain modulation-frames --out-shards feats/shard-%06d.tar
 
   sox in.wav -t wav - | audiofx process - --chain rumble -o - -t wav | sox - -n stats
 
 Folders and quoted globs take the files libsndfile can open; --out-dir mirrors their
-sub-folders. Exit codes: 0 success, 1 a file failed, 2 usage or chain-spec error (nothing
-written), 130 interrupted.
+sub-folders. The chain runs in this order: --chain, the -e stages, then -C (channels) and
+-r (resample); -b sets the output's bits. Exit codes: 0 success, 1 a file failed, 2 usage or
+chain-spec error (nothing written), 130 interrupted.
 """
-
-FEATURE_FAMILIES = ("auditory", "spectral", "pooling", "features")
 
 
 def _single(
@@ -153,8 +174,8 @@ def _batch(
     items = discover(inputs, recursive)
     if shard:
         items = select_shard(items, *parse_shard(shard))
-    features = bool(chain.stages) and chain.stages[-1].definition.family in FEATURE_FAMILIES
-    chain_name = chain.name or Path(str(chain.source)).stem.removeprefix("preset:")
+    features = is_feature_chain(chain)
+    chain_name = chain.name or Path(str(chain.source)).stem.rpartition(":")[2]
     out_loc = location(out_dir)
     tasks = plan(items, out_loc, name, chain_name, "npz" if features else None)
     from audiofx_cli.io.sinks import check_output  # imports torch
@@ -249,7 +270,7 @@ def _shards(
     items = discover(inputs, recursive)
     k, n = parse_shard(shard) if shard else (1, 1)
     items = select_shard(items, k, n) if shard else items
-    features = bool(chain.stages) and chain.stages[-1].definition.family in FEATURE_FAMILIES
+    features = is_feature_chain(chain)
     ext = "npz" if features else "flac"
     tasks = plan_shards(items, ext)
     from audiofx_cli.io.sinks import check_output  # imports torch
@@ -279,9 +300,8 @@ def process(
             help="audio files, folders, quoted globs, or - for stdin", show_default=False
         ),
     ],
-    chain: Annotated[
-        str, typer.Option("--chain", "-c", help="chain YAML file or preset name (vocal, ...)")
-    ],
+    chain: ChainOption = None,
+    stage: StageOption = None,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="output file for one input (- for stdout)")
     ] = None,
@@ -293,8 +313,11 @@ def process(
         str, typer.Option(help="output name template: {stem} {ext} {chain} {parent}")
     ] = "{stem}.{ext}",
     recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="scan folders and ** globs recursively")
+        bool, typer.Option("--recursive", "-R", help="scan folders and ** globs recursively")
     ] = False,
+    rate: RateOption = None,
+    channels: ChannelsOption = None,
+    bits: BitsOption = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="files processed in parallel")] = 1,
     skip_existing: Annotated[
         bool, typer.Option("--skip-existing", help="leave existing outputs alone (resume a batch)")
@@ -350,6 +373,7 @@ def process(
             " feature files FLOAT | DOUBLE | HALF | BFLOAT16"
         ),
     ] = None,
+    dump_chain_to: DumpChainOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print errors only")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
     no_server: NoServer = False,
@@ -364,14 +388,16 @@ def process(
             raise UsageError(f"--jobs must be >= 1, got {jobs}")
         if overwrite and skip_existing:
             raise UsageError("--overwrite and --skip-existing exclude each other")
-        from audiofx_cli.chain.spec import load_spec
-
-        spec = load_spec(chain)
+        spec = chain_from_options(chain, stage, rate, channels)
+        if dump_chain_to is not None:
+            if dump_chain_to == "-" and output == "-":
+                raise UsageError("--dump-chain - and -o - would both write to stdout")
+            dump_chain(spec, dump_chain_to, overwrite)
         kwargs: dict[str, Any] = {
             "device": device,
             "precision": precision,
             "chunk_seconds": chunk_seconds,
-            "subtype": subtype,
+            "subtype": bits_subtype(bits, subtype),
             "overwrite": overwrite,
             "sanitize": sanitize,
             "dither": dither,

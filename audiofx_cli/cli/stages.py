@@ -96,6 +96,17 @@ def stages_markdown(names: list[str] | None = None) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def _presets_line() -> str:
+    """Presets, shipped and the user's, for the end of the stage list."""
+    from audiofx_cli.chain.presets import shipped_presets, user_presets
+
+    line = f"Presets (-c NAME): {', '.join(shipped_presets())}"
+    mine = list(user_presets())
+    if mine:
+        line += f"; yours: {', '.join(mine)}"
+    return line + " (`audiofx presets list` describes them)."
+
+
 def stages(
     name: Annotated[str | None, typer.Argument(help="a stage name to show its parameters")] = None,
     markdown: Annotated[
@@ -136,6 +147,7 @@ def stages(
                 table.add_row(stage.name, stage.family, stage.summary)
             console.print(table)
             console.print("`audiofx stages NAME` shows a stage's parameters.")
+            console.print(_presets_line())
             return
         stage = stage_defs[name]
         table = Table(title=f"{stage.name}: {stage.summary}")

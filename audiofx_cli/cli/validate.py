@@ -6,6 +6,14 @@ from typing import Annotated
 
 import typer
 
+from audiofx_cli.cli.chain_options import (
+    ChannelsOption,
+    DumpChainOption,
+    StageOption,
+    chain_from_options,
+    complete_chain,
+    dump_chain,
+)
 from audiofx_cli.cli.common import DEBUG_HELP, NoServer, exit_on_error
 from audiofx_cli.errors import UsageError
 
@@ -20,7 +28,26 @@ def _params_text(params: dict) -> str:
 
 
 def validate(
-    chain: Annotated[str, typer.Argument(help="chain YAML file or preset name")],
+    chain: Annotated[
+        str | None,
+        typer.Argument(
+            help="chain YAML file, preset name or YAML text (none: only the -e stages)",
+            autocompletion=complete_chain,
+            show_default=False,
+        ),
+    ] = None,
+    stage: StageOption = None,
+    channels: ChannelsOption = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate", help="output sample rate as process -r takes it (appends a resample)"
+        ),
+    ] = None,
+    dump_chain_to: DumpChainOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace the --dump-chain file")
+    ] = False,
     sample_rate: Annotated[
         float | None,
         typer.Option(
@@ -39,12 +66,20 @@ def validate(
 
       audiofx validate my_chain.yaml --sample-rate 48000
 
+      audiofx validate vocal -e compressor:threshold_db=-20 -r 48000 --dump-chain mine.yaml
+
     Exit codes: 0 valid, 2 invalid (one line naming file:line, stage and key).
     """
     with exit_on_error(debug):
-        from audiofx_cli.chain.spec import check_rate, load_spec
+        from audiofx_cli.chain.spec import check_rate
 
-        spec = load_spec(chain)
+        if chain is None and not stage:
+            raise UsageError("give a chain (file, preset or YAML text) or -e stages to validate")
+        spec = chain_from_options(chain, stage, rate, channels)
+        if dump_chain_to is not None:
+            dump_chain(spec, dump_chain_to, overwrite)
+            if dump_chain_to == "-":
+                return
         if sample_rate is not None:
             if not sample_rate > 0:
                 raise UsageError(f"--sample-rate must be > 0, got {sample_rate:g}")

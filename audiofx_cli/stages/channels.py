@@ -1,4 +1,4 @@
-"""Channel and length stages: mono, channels, pan, invert, trim, pad.
+"""Channel and length stages: mono, channels, channel_count, pan, invert, trim, pad.
 
 Signals are (..., channels, time); these stages change the channel axis (mono, channels, pan)
 or the length (trim, pad: see `output_frames`). An empty stream stays empty: `pad` adds its
@@ -71,6 +71,46 @@ class ChannelMap(Stage):
         self._check(x.shape[-2])
         index = torch.tensor(self.index, device=x.device)
         return x.index_select(-2, index), None
+
+
+class ChannelCount(Stage):
+    """Make the channel count `count` (`channel_count`, what `-C N` appends): an input with that
+    many channels passes unchanged, a mono input is copied to every channel, and `count` 1 is
+    the mean of the channels. Other counts need an explicit map (`channels`, `pan`, `mono`).
+
+    Shape:
+        (..., channels, time) -> (..., count, time).
+
+    Raises:
+        ChainSpecError: the input's channels cannot become `count` (checked on the first chunk).
+    """
+
+    stage_name = "channel_count"
+
+    def __init__(self, sample_rate: float, count: int) -> None:
+        super().__init__(sample_rate, count=count)
+        self.count = int(count)
+
+    def _check(self, channels: int) -> None:
+        if channels not in (1, self.count) and self.count != 1:
+            raise self.spec_error(
+                "count",
+                f"cannot make {self.count} channels from {channels} (mono and "
+                f"{self.count}-channel inputs only); use channels: {{map: [...]}}, mono or pan",
+            )
+
+    def init_state(self, x: Tensor, total_frames: int | None = None) -> State:
+        self._check(x.shape[-2])
+        return None
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        channels = x.shape[-2]
+        self._check(channels)
+        if channels == self.count:
+            return x, None
+        if self.count == 1:
+            return x.mean(dim=-2, keepdim=True), None
+        return x.expand(*x.shape[:-2], self.count, x.shape[-1]).contiguous(), None
 
 
 class Pan(Stage):

@@ -1,4 +1,5 @@
-"""Channel and length stages: mono, channels, pan, invert, trim, pad (torch-free definitions).
+"""Channel and length stages: mono, channels, channel_count, pan, invert, trim, pad
+(torch-free definitions).
 
 Channel indices are 0-based (SoX `remix` counts from 1). Stages that change the channel count
 check it against the input when the stream starts (the count is not known at parse time).
@@ -70,6 +71,23 @@ DEFS = [
         "channels",
         "- channels: {map: [1, 0]}",
         _check_map,
+    ),
+    StageDef(
+        "channel_count",
+        "make the channel count N (SoX's -c N, audiofx's -C N): mono is copied to every "
+        "channel, N channels pass unchanged, one output channel is the mean",
+        [
+            Param(
+                "count",
+                "int",
+                "channels of the output",
+                low=1,
+                high=MAX_CHANNELS,
+            )
+        ],
+        f"{_IMPL}:ChannelCount",
+        "channels",
+        "- channel_count: {count: 2}",
     ),
     StageDef(
         "pan",
