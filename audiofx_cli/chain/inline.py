@@ -197,10 +197,4 @@ def compose(
 def dump_yaml(spec: ChainSpec) -> str:
     """The chain as a chain file (what `--dump-chain` writes): parameters in full, defaults
     included, so the file runs the same chain whatever later versions change in defaults."""
-    out: dict[str, Any] = {}
-    if spec.name:
-        out["name"] = spec.name
-    if spec.description:
-        out["description"] = spec.description
-    out["stages"] = [s.to_dict() for s in spec.stages]
-    return yaml.dump(out, Dumper=ChainDumper, sort_keys=False, default_flow_style=None)
+    return yaml.dump(spec.to_dict(), Dumper=ChainDumper, sort_keys=False, default_flow_style=None)

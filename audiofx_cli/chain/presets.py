@@ -19,7 +19,7 @@ from pathlib import Path
 
 from audiofx_cli.chain.registry import suggest
 from audiofx_cli.errors import OutputExistsError, UsageError
-from audiofx_cli.io.temp import temp_beside
+from audiofx_cli.io.temp import write_text_atomic
 
 PRESET_SUFFIX = ".yaml"
 SHIPPED_PREFIX = "preset:"
@@ -145,16 +145,7 @@ def save_preset(name: str, text: str, overwrite: bool = False) -> Path:
         raise OutputExistsError(f"user preset '{name}' exists ({target}); --force replaces it")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-
-        fd, tmp = temp_beside(target)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text if text.endswith("\n") else text + "\n")
-            os.chmod(tmp, 0o644)
-            tmp.replace(target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_text_atomic(target, text if text.endswith("\n") else text + "\n")
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target

@@ -6,7 +6,6 @@ The composition itself (and its order) is the library's: `chain.inline.compose`.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -144,17 +143,9 @@ def dump_chain(spec: Any, target: str, overwrite: bool) -> None:
     path = Path(target)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{target}: exists (use --overwrite to replace it)")
-    from audiofx_cli.io.temp import temp_beside
+    from audiofx_cli.io.temp import write_text_atomic
 
     try:
-        fd, tmp = temp_beside(path)
+        write_text_atomic(path, text)
     except OSError as exc:
         raise UsageError(f"{target}: cannot write the chain: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

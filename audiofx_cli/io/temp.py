@@ -30,3 +30,21 @@ def temp_beside(path: Path, suffix: str = TEMP_SUFFIX) -> tuple[int, Path]:
     if _journal is not None:
         _journal(os.path.abspath(name))
     return fd, Path(name)
+
+
+def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a small text file (a chain, a preset) through a temporary file beside it: readers
+    see the old file or the whole new one, never a part.
+
+    Raises:
+        OSError: the folder cannot be written (the temporary file is removed).
+    """
+    fd, tmp = temp_beside(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
