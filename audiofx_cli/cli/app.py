@@ -14,6 +14,7 @@ from audiofx_cli.cli.process import process
 from audiofx_cli.cli.server import server
 from audiofx_cli.cli.stages import stages
 from audiofx_cli.cli.validate import validate
+from audiofx_cli.cli.watch import watch
 
 app = typer.Typer(
     name="audiofx",
@@ -47,6 +48,7 @@ def _main(
 
 
 app.command()(process)
+app.command()(watch)
 app.command()(validate)
 app.command()(stages)
 app.command()(info)
