@@ -15,6 +15,7 @@ from audiofx_cli.cli.process import process
 from audiofx_cli.cli.server import server
 from audiofx_cli.cli.stages import stages
 from audiofx_cli.cli.validate import validate
+from audiofx_cli.cli.watch import watch
 
 app = typer.Typer(
     name="audiofx",
@@ -48,6 +49,7 @@ def _main(
 
 
 app.command()(process)
+app.command()(watch)
 app.command()(validate)
 app.command()(stages)
 app.command()(info)

@@ -1,5 +1,5 @@
 """The `audiofx` entry point. It decides "server or not" before anything heavy is imported: a
-running audiofx server takes `process`, `info`, `validate` and `stages` (`server.client`,
+running audiofx server takes `process`, `watch`, `info`, `validate` and `stages` (`server.client`,
 standard library only); otherwise, or for any other command, the Typer app runs here."""
 
 from __future__ import annotations

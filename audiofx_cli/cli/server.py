@@ -1,7 +1,7 @@
 """`audiofx server start|status|stop|serve`: a warm process that makes shell loops fast.
 
-While a server runs, `audiofx process`, `info`, `validate` and `stages` hand their work to it
-(same outputs, messages and exit codes; see docs/server.md). `run_command` is what the server
+While a server runs, `audiofx process`, `watch`, `info`, `validate` and `stages` hand their work
+to it (same outputs, messages and exit codes; see docs/server.md). `run_command` is what the server
 runs for each of them: this app, in a process forked from the warm server.
 """
 
@@ -22,8 +22,8 @@ from audiofx_cli.errors import EXIT_FAILED, UsageError
 
 server = typer.Typer(
     name="server",
-    help="A warm audiofx process for shell loops: while it runs, process, info, validate and "
-    "stages start in milliseconds instead of seconds.\n\n"
+    help="A warm audiofx process for shell loops: while it runs, process, watch, info, validate "
+    "and stages start in milliseconds instead of seconds.\n\n"
     "[bold]Examples[/bold]\n\n"
     "  audiofx server start\n\n"
     '  for f in takes/*.wav; do audiofx process "$f" -c vocal -o "clean/${f##*/}"; done\n\n'

@@ -1,5 +1,5 @@
-"""The audiofx server: a warm process that runs `process`, `info`, `validate` and `stages` for
-thin clients, so shell loops do not pay Python's and torch's start-up on every file.
+"""The audiofx server: a warm process that runs `process`, `watch`, `info`, `validate` and
+`stages` for thin clients, so shell loops do not pay Python's and torch's start-up on every file.
 
     paths      where the server lives: a private folder (mode 0700) with its socket
     protocol   JSON lines over a Unix socket, descriptors passed with SCM_RIGHTS, the

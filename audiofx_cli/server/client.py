@@ -1,5 +1,5 @@
-"""The thin client: the `audiofx` entry point hands `process`, `info`, `validate` and `stages`
-to a running audiofx server, or learns that the command runs in this process.
+"""The thin client: the `audiofx` entry point hands `process`, `watch`, `info`, `validate` and
+`stages` to a running audiofx server, or learns that the command runs in this process.
 
 This runs before Typer, rich, numpy or torch are imported, and a shell loop pays for every
 import here once per file: standard library only (a test keeps it so).
@@ -23,7 +23,7 @@ import sys
 
 from audiofx_cli.server import paths, protocol
 
-ROUTED = frozenset({"process", "info", "validate", "stages"})
+ROUTED = frozenset({"process", "watch", "info", "validate", "stages"})
 MODES = ("on", "off", "auto")
 CONNECT_TIMEOUT_S = 2.0
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
