@@ -165,7 +165,7 @@ def test_once_equals_process_out_dir(tmp_path, chain):
                   "--json", str(json_path), *FAST])  # fmt: skip
     assert result.returncode == 1, result.stderr  # --once: a file failed
     assert f"wrote {done / 'a.wav'}" in result.stderr
-    processed = run(["process", str(drop), "-c", str(chain), "--out-dir", str(ref), "-r", "-q"])
+    processed = run(["process", str(drop), "-c", str(chain), "--out-dir", str(ref), "-R", "-q"])
     assert processed.returncode == 1, processed.stderr
     assert outputs(done) == outputs(ref) and set(outputs(done)) == {"a.wav", "sub/b.wav"}
 
@@ -346,3 +346,18 @@ def test_through_a_server(tmp_path, chain):
     finally:
         server.shutdown()
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_inline_stages_and_shortcuts_as_process_takes_them(tmp_path):
+    drop, done, ref = tmp_path / "drop", tmp_path / "done", tmp_path / "ref"
+    drop.mkdir()
+    take(drop / "a.wav", 0.5, seed=7)
+    options = ["-e", "highpass:cutoff_hz=100", "-r", "16k", "-C", "1", "-b", "16",
+               "--name", "{stem}.flac"]  # fmt: skip
+    watched = run(["watch", str(drop), "--out-dir", str(done), "--once", *FAST, *options])
+    assert watched.returncode == 0, watched.stderr
+    processed = run(["process", str(drop), "--out-dir", str(ref), "-q", *options])
+    assert processed.returncode == 0, processed.stderr
+    assert (done / "a.flac").read_bytes() == (ref / "a.flac").read_bytes()
+    info = sf.info(str(done / "a.flac"))
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")

@@ -162,6 +162,14 @@ def is_feature_chain(spec: ChainSpec) -> bool:
     return bool(spec.stages) and spec.stages[-1].definition.family in FEATURE_FAMILIES
 
 
+def chain_name(spec: ChainSpec) -> str:
+    """What `{chain}` in an output name template stands for: the chain's name, else its file's
+    stem or its preset's name."""
+    from pathlib import Path
+
+    return spec.name or Path(str(spec.source)).stem.rpartition(":")[2]
+
+
 def compose(
     chain: str | None,
     inline: list[str] | None = None,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from audiofx_cli.chain.inline import is_feature_chain
+from audiofx_cli.chain.inline import chain_name, is_feature_chain
 from audiofx_cli.cli.chain_options import (
     BitsOption,
     ChainOption,
@@ -175,9 +175,8 @@ def _batch(
     if shard:
         items = select_shard(items, *parse_shard(shard))
     features = is_feature_chain(chain)
-    chain_name = chain.name or Path(str(chain.source)).stem.rpartition(":")[2]
     out_loc = location(out_dir)
-    tasks = plan(items, out_loc, name, chain_name, "npz" if features else None)
+    tasks = plan(items, out_loc, name, chain_name(chain), "npz" if features else None)
     from audiofx_cli.io.sinks import check_output  # imports torch
 
     for task in tasks:  # every output name must be writable before anything runs

@@ -8,6 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from audiofx_cli.chain.inline import chain_name, is_feature_chain
+from audiofx_cli.cli.chain_options import (
+    BitsOption,
+    ChainOption,
+    ChannelsOption,
+    RateOption,
+    StageOption,
+    bits_subtype,
+    chain_from_options,
+)
 from audiofx_cli.cli.common import DEBUG_HELP, NoServer, error, exit_on_error
 from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
@@ -27,6 +37,8 @@ HELP = """Process files as they arrive in a drop folder, until Ctrl-C (or once, 
 
   audiofx watch drop/ -c rumble --out-dir done/ --once -q        # from cron
 
+  audiofx watch drop/ --out-dir ml/ -e highpass:cutoff_hz=60 -r 16k -C 1 --name '{stem}.flac'
+
   audiofx watch drop/ -c vocal --out-dir done/ --settle-seconds 10 --name '{stem}_fx.{ext}'
 
 A file is taken once its size and modification time have not changed for --settle-seconds
@@ -37,13 +49,6 @@ A file that fails is reported once and not retried until it changes. Hidden file
 are ignored. Exit codes: 0 success, 1 a file failed (--once), 2 usage or chain-spec error,
 130 interrupted (the file in progress is aborted; no partial output is left).
 """
-
-
-def _load_chain(chain: str) -> ChainSpec:
-    """The chain from --chain (a YAML file or a preset name), validated."""
-    from audiofx_cli.chain.spec import load_spec
-
-    return load_spec(chain)
 
 
 def _check_options(
@@ -60,16 +65,9 @@ def _check_options(
             raise UsageError(f"{option} must be > 0, got {value:g}")
 
 
-def _chain_name(spec: ChainSpec) -> str:
-    return spec.name or Path(str(spec.source)).stem.removeprefix("preset:")
-
-
 def _output_ext(spec: ChainSpec) -> str | None:
     """'npz' for a chain that ends in features (as process names them), else the input's."""
-    from audiofx_cli.cli.process import FEATURE_FAMILIES
-
-    features = bool(spec.stages) and spec.stages[-1].definition.family in FEATURE_FAMILIES
-    return "npz" if features else None
+    return "npz" if is_feature_chain(spec) else None
 
 
 class _Report:
@@ -141,7 +139,7 @@ def _run(
     exclude = drop.check_folders(folder, out_dir, recursive)
     check_template(name)
     _make_out_dir(out_dir)
-    namer = drop.Namer(folder, out_dir, name, _chain_name(spec), _output_ext(spec))
+    namer = drop.Namer(folder, out_dir, name, chain_name(spec), _output_ext(spec))
     options = BatchOptions(process_kwargs=kwargs)
 
     def on_file(path: Path, stamp: drop.Stamp) -> None:
@@ -168,9 +166,6 @@ def _run(
 
 def watch(
     directory: Annotated[Path, typer.Argument(help="the drop folder to watch", show_default=False)],
-    chain: Annotated[
-        str, typer.Option("--chain", "-c", help="chain YAML file or preset name (vocal, ...)")
-    ],
     out_dir: Annotated[
         Path,
         typer.Option(
@@ -180,6 +175,11 @@ def watch(
     name: Annotated[
         str, typer.Option(help="output name template: {stem} {ext} {chain} {parent}")
     ] = "{stem}.{ext}",
+    chain: ChainOption = None,
+    stage: StageOption = None,
+    rate: RateOption = None,
+    channels: ChannelsOption = None,
+    bits: BitsOption = None,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-R", help="watch sub-folders too")
     ] = False,
@@ -224,12 +224,12 @@ def watch(
 ) -> None:
     with exit_on_error(debug):
         _check_options(settle_seconds, poll_seconds, chunk_seconds, device, precision)
-        spec = _load_chain(chain)
+        spec = chain_from_options(chain, stage, rate, channels)
         kwargs: dict[str, Any] = {
             "device": device,
             "precision": precision,
             "chunk_seconds": chunk_seconds,
-            "subtype": subtype,
+            "subtype": bits_subtype(bits, subtype),
             "overwrite": True,  # only outputs older than their input are written over
             "sanitize": sanitize,
             "dither": dither,
