@@ -10,9 +10,11 @@ the issue compares with (SoX's `loudness` is its ISO 226 loudness-compensated vo
 LUFS normaliser, and `gain -n` is a two-pass peak normalisation through a temporary file; it
 does about the same amount of work, not the same processing).
 
-Besides the two commands, the script times `audiofx_cli.api.process_file` on the same file in
-its own process (torch imported once: what a batch or a long-running service pays per file)
-and `python -c "import torch"` (the fixed cost inside every `audiofx process` run).
+The same `audiofx process` command is also timed through a warm `audiofx server` (started by
+the script in its own folder). Besides these commands, the script times
+`audiofx_cli.api.process_file` on the same file in its own process (torch imported once: what
+a batch or a long-running service pays per file) and `python -c "import torch"` (the fixed
+cost inside every `audiofx process` run).
 
 The input is 44.1 kHz stereo 16-bit PCM: seeded noise, lightly low-passed, under a syllable-rate
 envelope spanning about 40 dB, so that the compressor and the limiter both act. Both tools read
@@ -69,9 +71,9 @@ def make_input(path: Path, seconds: float, seed: int = 0) -> None:
             out.write(np.clip(block, -1, 1).T)
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     return time.perf_counter() - start
 
 
@@ -94,6 +96,12 @@ def main() -> int:
     sox = ["sox", str(source), str(folder / "sox.wav"), *SOX_EFFECTS.split()]
     torch_only = [sys.executable, "-c", "import torch"]
     timed(ours)  # the first run compiles the kernels (cached for the next runs)
+    # the same command through a warm `audiofx server` in its own folder (what a shell loop
+    # pays once `audiofx server start` has run)
+    served = {**os.environ, "AUDIOFX_SERVER": "on", "AUDIOFX_SERVER_DIR": str(folder / "srv")}
+    server = [sys.executable, "-m", "audiofx_cli", "server"]
+    subprocess.run([*server, "start"], check=True, env=served, cwd=folder)
+    timed(ours, served)
     from audiofx_cli.api import process_file  # imports torch: the library rows below
 
     def library() -> float:
@@ -102,13 +110,21 @@ def main() -> int:
         return time.perf_counter() - start
 
     library()
-    times: dict[str, list[float]] = {"audiofx": [], "sox": [], "library": [], "import torch": []}
+    times: dict[str, list[float]] = {
+        "audiofx": [],
+        "server": [],
+        "sox": [],
+        "library": [],
+        "import torch": [],
+    }
     for _ in range(args.repeat):
         times["audiofx"].append(timed(ours))
+        times["server"].append(timed(ours, served))
         times["sox"].append(timed(sox))
         times["library"].append(library())
         times["import torch"].append(timed(torch_only))
     load = os.getloadavg()[0]
+    subprocess.run([*server, "stop"], env=served, cwd=folder, stdout=subprocess.DEVNULL)
     from audiofx_cli.analysis import analyze_file
 
     report = analyze_file(folder / "audiofx.wav")
@@ -117,6 +133,7 @@ def main() -> int:
           f"load average {load:.2f}")  # fmt: skip
     labels = {
         "audiofx": "audiofx process (CLI, end to end)",
+        "server": "audiofx process through a warm audiofx server (end to end)",
         "sox": "sox (end to end)",
         "library": "process_file in a process that has torch (the processing alone)",
         "import torch": "python -c 'import torch' (part of the CLI's time)",
@@ -124,7 +141,7 @@ def main() -> int:
     for name, values in times.items():
         runs = ", ".join(f"{v:.2f}" for v in values)
         print(f"  {labels[name]}: median {median[name]:.2f} s (runs {runs})")
-    for name in ("audiofx", "library"):
+    for name in ("audiofx", "server", "library"):
         print(f"  sox / {name}: {median['sox'] / median[name]:.2f} (above 1: audiofx faster)")
     print(f"  audiofx output: {report.lufs:.2f} LUFS, peak {report.peak_dbfs:.2f} dBFS, "
           f"true peak {report.true_peak_dbtp:.2f} dBTP")  # fmt: skip
