@@ -23,6 +23,30 @@ NoServer = Annotated[
 ]
 
 
+# The processing options `process` and `watch` share (defaults stay in each signature).
+SanitizeOption = Annotated[
+    bool, typer.Option("--sanitize", help="replace NaN/Inf input samples instead of failing")
+]
+DitherOption = Annotated[
+    str, typer.Option(help="tpdf | none: dither when writing integer PCM (seeded)")
+]
+FuseOption = Annotated[
+    bool, typer.Option("--fuse/--no-fuse", help="fuse runs of linear stages (same output)")
+]
+DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
+ChunkSecondsOption = Annotated[
+    float, typer.Option(help="chunk length in seconds (memory is bounded by it)")
+]
+PrecisionOption = Annotated[str, typer.Option(help="float32 | float64 processing")]
+SubtypeOption = Annotated[
+    str | None,
+    typer.Option(
+        help="output subtype PCM_16 | PCM_24 | PCM_32 | FLOAT | DOUBLE (default: the input's);"
+        " feature files FLOAT | DOUBLE | HALF | BFLOAT16"
+    ),
+]
+
+
 def error(message: str) -> None:
     typer.echo(f"audiofx: error: {message}", err=True)
 

@@ -21,7 +21,19 @@ from audiofx_cli.cli.chain_options import (
     chain_from_options,
     dump_chain,
 )
-from audiofx_cli.cli.common import DEBUG_HELP, NoServer, exit_on_error, warn
+from audiofx_cli.cli.common import (
+    DEBUG_HELP,
+    ChunkSecondsOption,
+    DeviceOption,
+    DitherOption,
+    FuseOption,
+    NoServer,
+    PrecisionOption,
+    SanitizeOption,
+    SubtypeOption,
+    exit_on_error,
+    warn,
+)
 from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
 from audiofx_cli.io.urls import URLPath, check_writable, is_url, location
@@ -351,27 +363,13 @@ def process(
             "--type", "-t", help="output format where there is no extension (wav, flac, ...)"
         ),
     ] = None,
-    sanitize: Annotated[
-        bool, typer.Option("--sanitize", help="replace NaN/Inf input samples instead of failing")
-    ] = False,
-    dither: Annotated[
-        str, typer.Option(help="tpdf | none: dither when writing integer PCM (seeded)")
-    ] = "tpdf",
-    fuse: Annotated[
-        bool, typer.Option("--fuse/--no-fuse", help="fuse runs of linear stages (same output)")
-    ] = True,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
-    chunk_seconds: Annotated[
-        float, typer.Option(help="chunk length in seconds (memory is bounded by it)")
-    ] = 10.0,
-    precision: Annotated[str, typer.Option(help="float32 | float64 processing")] = "float32",
-    subtype: Annotated[
-        str | None,
-        typer.Option(
-            help="output subtype PCM_16 | PCM_24 | PCM_32 | FLOAT | DOUBLE (default: the input's);"
-            " feature files FLOAT | DOUBLE | HALF | BFLOAT16"
-        ),
-    ] = None,
+    sanitize: SanitizeOption = False,
+    dither: DitherOption = "tpdf",
+    fuse: FuseOption = True,
+    device: DeviceOption = "auto",
+    chunk_seconds: ChunkSecondsOption = 10.0,
+    precision: PrecisionOption = "float32",
+    subtype: SubtypeOption = None,
     dump_chain_to: DumpChainOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print errors only")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,

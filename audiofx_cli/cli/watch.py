@@ -18,7 +18,19 @@ from audiofx_cli.cli.chain_options import (
     bits_subtype,
     chain_from_options,
 )
-from audiofx_cli.cli.common import DEBUG_HELP, NoServer, error, exit_on_error
+from audiofx_cli.cli.common import (
+    DEBUG_HELP,
+    ChunkSecondsOption,
+    DeviceOption,
+    DitherOption,
+    FuseOption,
+    NoServer,
+    PrecisionOption,
+    SanitizeOption,
+    SubtypeOption,
+    error,
+    exit_on_error,
+)
 from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
 
@@ -198,26 +210,13 @@ def watch(
             "--json", help="write a JSON report after each file (as process --out-dir does)"
         ),
     ] = None,
-    sanitize: Annotated[
-        bool, typer.Option("--sanitize", help="replace NaN/Inf input samples instead of failing")
-    ] = False,
-    dither: Annotated[
-        str, typer.Option(help="tpdf | none: dither when writing integer PCM (seeded)")
-    ] = "tpdf",
-    fuse: Annotated[
-        bool, typer.Option("--fuse/--no-fuse", help="fuse runs of linear stages (same output)")
-    ] = True,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
-    chunk_seconds: Annotated[
-        float, typer.Option(help="chunk length in seconds (memory is bounded by it)")
-    ] = 10.0,
-    precision: Annotated[str, typer.Option(help="float32 | float64 processing")] = "float32",
-    subtype: Annotated[
-        str | None,
-        typer.Option(
-            help="output subtype PCM_16 | PCM_24 | PCM_32 | FLOAT | DOUBLE (default: the input's)"
-        ),
-    ] = None,
+    sanitize: SanitizeOption = False,
+    dither: DitherOption = "tpdf",
+    fuse: FuseOption = True,
+    device: DeviceOption = "auto",
+    chunk_seconds: ChunkSecondsOption = 10.0,
+    precision: PrecisionOption = "float32",
+    subtype: SubtypeOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print errors only")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
     no_server: NoServer = False,
