@@ -251,3 +251,31 @@ def test_ctrl_c_stops_a_pipe_run(tmp_path, phase):
     assert not list(spool_dir.iterdir()), "a spooled input or temporary output was left"
     summary = json.loads(report.read_text())["summary"]
     assert summary["interrupted"] is True and (summary["done"], summary["ok"]) == (0, 0)
+
+
+def test_a_stop_inside_a_finalizer_is_raised_after_it():
+    """A worker's stop signal that lands in a `__del__` (a SoundFile being collected) would be
+    printed as "Exception ignored" with a traceback and lost; it is raised again just after."""
+    import signal as signals
+    import sys as system
+    import time as clock
+
+    from audiofx_cli.batch import runner
+
+    class Closing:
+        def __del__(self) -> None:
+            runner._stop_worker(signals.SIGINT, system._getframe())
+
+    previous = signals.signal(signals.SIGALRM, runner._retry_stop)
+    runner._worker.stopping, runner._worker.busy = False, True
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Closing()  # collected at once: the handler runs inside __del__ and must not raise
+            deadline = clock.monotonic() + 5
+            while clock.monotonic() < deadline:  # the task goes on ... until SIGALRM stops it
+                clock.sleep(0.001)
+        assert not runner._worker.pending
+    finally:
+        signals.setitimer(signals.ITIMER_REAL, 0)
+        signals.signal(signals.SIGALRM, previous)
+        runner._worker.stopping = runner._worker.busy = runner._worker.pending = False

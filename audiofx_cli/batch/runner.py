@@ -24,6 +24,7 @@ from audiofx_cli.io.urls import Location, URLPath, abort_stale_uploads, exists
 
 EXECUTORS = ("local", "ray")
 RAY_STOP_TIMEOUT_S = 30.0  # how long Ctrl-C waits for cancelled Ray tasks to clean up
+FINALIZER_RETRY_S = 0.005  # a stop that arrived inside a __del__ is raised again this much later
 Worker = Callable[..., "FileResult"]  # (task, spec, options) -> result; run_task by default
 
 
@@ -73,6 +74,7 @@ class _WorkerState:
 
     stopping: bool = False
     busy: bool = False  # a task is running (else a signal must not interrupt the pool's loop)
+    pending: bool = False  # the stop arrived inside a finalizer: raised again shortly after
 
 
 _worker = _WorkerState()
@@ -86,7 +88,32 @@ def _stop_worker(signum: int, frame: object) -> None:
     first = not _worker.stopping
     _worker.stopping = True
     if first and _worker.busy:  # once: a second signal must not break the clean-up
-        raise KeyboardInterrupt
+        _interrupt(frame)
+
+
+def _in_finalizer(frame: Any) -> bool:
+    """Whether a `__del__` is on the stack: an exception raised there is printed as
+    "Exception ignored in ..." and lost, so the task would not stop."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _interrupt(frame: Any) -> None:
+    """Raise KeyboardInterrupt in the task, or, inside a finalizer, a moment later (SIGALRM)."""
+    if _in_finalizer(frame):
+        _worker.pending = True
+        signal.setitimer(signal.ITIMER_REAL, FINALIZER_RETRY_S)
+        return
+    _worker.pending = False
+    raise KeyboardInterrupt
+
+
+def _retry_stop(signum: int, frame: object) -> None:
+    if _worker.pending and _worker.busy:
+        _interrupt(frame)
 
 
 def _prepare_folder(output: Location) -> None:
@@ -139,6 +166,7 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
     signal.signal(signal.SIGTERM, _stop_worker)
     signal.signal(signal.SIGINT, _stop_worker)
+    signal.signal(signal.SIGALRM, _retry_stop)
 
 
 def threads_per_job(jobs: int) -> int:
