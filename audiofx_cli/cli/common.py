@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from audiofx_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, AudiofxError
+from audiofx_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, AudiofxError, UsageError
 
 DEBUG_HELP = "show a traceback on errors"
 # Read by the entry point before the app runs (audiofx_cli.server.client); the app ignores it.
@@ -45,6 +46,41 @@ SubtypeOption = Annotated[
         " feature files FLOAT | DOUBLE | HALF | BFLOAT16"
     ),
 ]
+
+
+def check_processing(device: str, precision: str, chunk_seconds: float) -> None:
+    """Raises UsageError for a processing option out of range (before anything is read)."""
+    from audiofx_cli.device import PRECISIONS, check_device_name
+
+    check_device_name(device)
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision '{precision}' (use float32 or float64)")
+    if not (chunk_seconds > 0 and math.isfinite(chunk_seconds)):
+        raise UsageError(f"--chunk-seconds must be > 0, got {chunk_seconds:g}")
+
+
+def processing_kwargs(
+    *,
+    device: str,
+    precision: str,
+    chunk_seconds: float,
+    subtype: str | None,
+    overwrite: bool,
+    sanitize: bool,
+    dither: str,
+    fuse: bool,
+) -> dict[str, Any]:
+    """What `process` and `watch` pass to each file's `process_file`, by its keyword names."""
+    return {
+        "device": device,
+        "precision": precision,
+        "chunk_seconds": chunk_seconds,
+        "subtype": subtype,
+        "overwrite": overwrite,
+        "sanitize": sanitize,
+        "dither": dither,
+        "fuse": fuse,
+    }
 
 
 def error(message: str) -> None:

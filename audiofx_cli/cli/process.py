@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,10 +30,11 @@ from audiofx_cli.cli.common import (
     PrecisionOption,
     SanitizeOption,
     SubtypeOption,
+    check_processing,
     exit_on_error,
+    processing_kwargs,
     warn,
 )
-from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
 from audiofx_cli.io.urls import URLPath, check_writable, is_url, location
 
@@ -376,11 +376,7 @@ def process(
     no_server: NoServer = False,
 ) -> None:
     with exit_on_error(debug):
-        check_device_name(device)
-        if precision not in PRECISIONS:
-            raise UsageError(f"unknown precision '{precision}' (use float32 or float64)")
-        if not (chunk_seconds > 0 and math.isfinite(chunk_seconds)):
-            raise UsageError(f"--chunk-seconds must be > 0, got {chunk_seconds:g}")
+        check_processing(device, precision, chunk_seconds)
         if jobs < 1:
             raise UsageError(f"--jobs must be >= 1, got {jobs}")
         if overwrite and skip_existing:
@@ -390,16 +386,16 @@ def process(
             if dump_chain_to == "-" and output == "-":
                 raise UsageError("--dump-chain - and -o - would both write to stdout")
             dump_chain(spec, dump_chain_to, overwrite)
-        kwargs: dict[str, Any] = {
-            "device": device,
-            "precision": precision,
-            "chunk_seconds": chunk_seconds,
-            "subtype": bits_subtype(bits, subtype),
-            "overwrite": overwrite,
-            "sanitize": sanitize,
-            "dither": dither,
-            "fuse": fuse,
-        }
+        kwargs = processing_kwargs(
+            device=device,
+            precision=precision,
+            chunk_seconds=chunk_seconds,
+            subtype=bits_subtype(bits, subtype),
+            overwrite=overwrite,
+            sanitize=sanitize,
+            dither=dither,
+            fuse=fuse,
+        )
         if output is not None:
             if out_dir is not None:
                 raise UsageError("give -o OUT (one file) or --out-dir DIR (many), not both")

@@ -28,10 +28,11 @@ from audiofx_cli.cli.common import (
     PrecisionOption,
     SanitizeOption,
     SubtypeOption,
+    check_processing,
     error,
     exit_on_error,
+    processing_kwargs,
 )
-from audiofx_cli.device import PRECISIONS, check_device_name
 from audiofx_cli.errors import EXIT_FAILED, UsageError
 
 if TYPE_CHECKING:
@@ -67,14 +68,11 @@ def _check_options(
     settle_s: float, poll_s: float, chunk_seconds: float, device: str, precision: str
 ) -> None:
     """Raises UsageError for an option out of range."""
-    check_device_name(device)
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision '{precision}' (use float32 or float64)")
+    check_processing(device, precision, chunk_seconds)
     if not (math.isfinite(settle_s) and settle_s >= 0):
         raise UsageError(f"--settle-seconds must be >= 0, got {settle_s:g}")
-    for option, value in (("--poll-seconds", poll_s), ("--chunk-seconds", chunk_seconds)):
-        if not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{option} must be > 0, got {value:g}")
+    if not (math.isfinite(poll_s) and poll_s > 0):
+        raise UsageError(f"--poll-seconds must be > 0, got {poll_s:g}")
 
 
 def _output_ext(spec: ChainSpec) -> str | None:
@@ -224,16 +222,16 @@ def watch(
     with exit_on_error(debug):
         _check_options(settle_seconds, poll_seconds, chunk_seconds, device, precision)
         spec = chain_from_options(chain, stage, rate, channels)
-        kwargs: dict[str, Any] = {
-            "device": device,
-            "precision": precision,
-            "chunk_seconds": chunk_seconds,
-            "subtype": bits_subtype(bits, subtype),
-            "overwrite": True,  # only outputs older than their input are written over
-            "sanitize": sanitize,
-            "dither": dither,
-            "fuse": fuse,
-        }
+        kwargs = processing_kwargs(
+            device=device,
+            precision=precision,
+            chunk_seconds=chunk_seconds,
+            subtype=bits_subtype(bits, subtype),
+            overwrite=True,  # only outputs older than their input are written over
+            sanitize=sanitize,
+            dither=dither,
+            fuse=fuse,
+        )
         report = _Report(spec, json_path, quiet)
         _run(
             directory,
